@@ -1,0 +1,111 @@
+"""The audit trail as records anyone can check: one record per stored event, chained by hashes.
+
+Each organisation's records form a chain in store order. A record is a JSON object (`position`,
+`organizationId`, `aggregateId`, `aggregateType`, `version`, `eventType`, `recordedAt`, `actor`,
+`data`); its `hash` is the hex SHA-256 of the UTF-8 bytes of `previousHash` followed by the record's
+canonical JSON (keys sorted, no spaces, non-ASCII kept as is). The first record of an organisation has
+`previousHash` = 64 zeros. Secrets in `data` are replaced by "[redacted]".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+GENESIS = "0" * 64
+REDACTED = "[redacted]"
+SYSTEM = "system"
+SECRET_FIELDS = frozenset(
+    {
+        "signing_secret",
+        "new_signing_secret",
+        "new_secret",
+        "previous_secret",
+        "key_hash",
+        "secret",
+        "password",
+        "token",
+        "headerValue",
+    }
+)
+_NOT_DATA = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
+    return hashlib.sha256((previous_hash + canonical(record)).encode("utf-8")).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: ids and times as strings, secrets redacted wherever they are nested."""
+    if isinstance(value, Mapping):
+        return {str(k): REDACTED if k in SECRET_FIELDS else jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def record_of(position: int, organization_id: UUID, domain_event: object) -> dict[str, Any]:
+    """The audit record of one stored domain event (without its hashes)."""
+    attributes = vars(domain_event)
+    event_type = type(domain_event).__qualname__
+    return {
+        "position": position,
+        "organizationId": str(organization_id),
+        "aggregateId": str(attributes["originator_id"]),
+        "aggregateType": event_type.split(".")[0],
+        "version": attributes["originator_version"],
+        "eventType": event_type,
+        "recordedAt": attributes["timestamp"].isoformat(),
+        "actor": attributes.get("actor") or SYSTEM,
+        "data": jsonable({k: v for k, v in attributes.items() if k not in _NOT_DATA}),
+    }
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    checked: int
+    first_invalid: int | None = None  # a position, or a line number for files
+    reason: str | None = None
+
+
+def verify_lines(lines: Iterable[str]) -> Verification:
+    """Checks exported JSON Lines with nothing but this file; line numbers start at 1."""
+    heads: dict[str, str] = {}
+    checked = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            record = {k: v for k, v in entry.items() if k not in ("hash", "previousHash")}
+            organization = str(record["organizationId"])
+            previous, claimed = entry["previousHash"], entry["hash"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return Verification(False, checked, number, "not an audit record")
+        if previous != heads.get(organization, GENESIS):
+            return Verification(False, checked, number, "previousHash does not continue the chain")
+        if chain_hash(previous, record) != claimed:
+            return Verification(False, checked, number, "hash does not match the record")
+        heads[organization] = claimed
+        checked += 1
+    return Verification(True, checked)

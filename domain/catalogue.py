@@ -1,0 +1,399 @@
+"""The event-type catalogue: the built-in types, the variables a type declares, the rules for defining one.
+
+A *defined* event type declares the variables a payload template may use: the envelope that Hookline adds to
+every event, then every key and dotted path of the type's sample payload.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from domain.errors import Problem
+
+ENVELOPE_VARIABLES = ("event_id", "event_type", "organization_id", "organization_name", "timestamp")
+MAX_NAME_LENGTH = 100
+MAX_DESCRIPTION_LENGTH = 1000
+MAX_SAMPLE_BYTES = 64 * 1024
+MAX_SAMPLE_DEPTH = 10
+
+_NAME = re.compile(r"[a-z][a-z0-9]*(?:[._][a-z][a-z0-9]*)*")
+# A key becomes one segment of a dotted path, so it may hold neither dots nor anything a placeholder
+# (`{{name}}`, `#name`) could not spell.
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class EventTypeSpec:
+    """An event type with a declared shape: its name, what it means, a sample payload and its variables."""
+
+    name: str
+    description: str | None
+    sample_payload: dict[str, Any]
+    variables: tuple[str, ...]
+
+    @classmethod
+    def of(cls, name: str, description: str | None, sample_payload: Mapping[str, Any]) -> EventTypeSpec:
+        # A private copy, so that the variables stay true to the sample whatever the caller does next.
+        payload = copy.deepcopy(dict(sample_payload))
+        return cls(
+            name=name, description=description, sample_payload=payload, variables=variables_of(payload)
+        )
+
+
+def variables_of(sample_payload: Mapping[str, Any]) -> tuple[str, ...]:
+    """The variables a type with this sample payload declares, each once, in this order.
+
+    First the envelope (`ENVELOPE_VARIABLES`), then every key and dotted path of the payload in document
+    order: `workspace`, `workspace.name`, `workspace.os.version`, … A list contributes its own path and,
+    when it holds an object, the paths inside its first object element, joined without an index:
+    `{"tickets": [{"id": 1}]}` gives `tickets` and `tickets.id`. A template renders a list as a whole; the
+    inner paths tell its author what the elements look like. Scalars, and lists inside lists, contribute
+    only their own path. Meant for a payload that `check_event_type` accepts.
+    """
+    # A dict is the ordered set: the first occurrence wins, so a payload key that repeats an envelope
+    # variable (`timestamp`) is listed once, where the envelope puts it.
+    seen: dict[str, None] = dict.fromkeys(ENVELOPE_VARIABLES)
+    _collect_paths(sample_payload, "", seen)
+    return tuple(seen)
+
+
+def _collect_paths(obj: Mapping[str, Any], prefix: str, seen: dict[str, None]) -> None:
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        seen.setdefault(path)
+        inner = _first_object(value) if isinstance(value, list) else value
+        if isinstance(inner, Mapping):
+            _collect_paths(inner, f"{path}.", seen)
+
+
+def _first_object(items: list[Any]) -> Mapping[str, Any] | None:
+    return next((item for item in items if isinstance(item, Mapping)), None)
+
+
+def check_event_type(name: str, description: str | None, sample_payload: Any) -> list[Problem]:
+    """Every problem of a `defineEventType` input, each naming its GraphQL input field."""
+    problems = _name_problems(name)
+    if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
+        problems.append(Problem("description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters"))
+    problems += _sample_problems(sample_payload)
+    return problems
+
+
+def _name_problems(name: str) -> list[Problem]:
+    if not name:
+        return [Problem("name", "must not be empty")]
+    if len(name) > MAX_NAME_LENGTH:
+        return [Problem("name", f"must be at most {MAX_NAME_LENGTH} characters")]
+    if not _NAME.fullmatch(name):
+        return [
+            Problem(
+                "name",
+                "must be lowercase words ([a-z][a-z0-9]*) joined by dots or underscores, "
+                'e.g. "monitor.alert" or "reserved_instance.surplus"',
+            )
+        ]
+    if name in BUILT_IN:
+        return [Problem("name", f'"{name}" is built in and cannot be redefined')]
+    return []
+
+
+def _sample_problems(sample: Any) -> list[Problem]:
+    if not isinstance(sample, dict):
+        return [Problem("samplePayload", "must be a JSON object")]
+    problems: list[Problem] = []
+    too_deep_at = _too_deep_at(sample, "", 1)
+    if too_deep_at is not None:
+        problems.append(
+            Problem(
+                "samplePayload", f"must nest at most {MAX_SAMPLE_DEPTH} levels deep (deeper at {too_deep_at})"
+            )
+        )
+    try:
+        size = len(json.dumps(sample, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError):
+        problems.append(Problem("samplePayload", "must hold only JSON values"))
+    except RecursionError:
+        pass  # only a payload nested far too deep gets here, and that has been reported above
+    else:
+        if size > MAX_SAMPLE_BYTES:
+            problems.append(
+                Problem("samplePayload", f"must be at most {MAX_SAMPLE_BYTES // 1024} KiB as compact JSON")
+            )
+    _collect_key_problems(sample, "", 1, problems)
+    return problems
+
+
+def _too_deep_at(value: Any, path: str, depth: int) -> str | None:
+    """Where the first object or list nested deeper than allowed is; the top-level object is level 1.
+
+    Recursion stops one level past the limit, so a hostile payload cannot exhaust the stack.
+    """
+    if not isinstance(value, dict | list):
+        return None
+    if depth > MAX_SAMPLE_DEPTH:
+        return path
+    children = value.items() if isinstance(value, dict) else ((f"[{i}]", v) for i, v in enumerate(value))
+    for step, child in children:
+        found = _too_deep_at(child, _join(path, step), depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _collect_key_problems(value: Any, path: str, depth: int, problems: list[Problem]) -> None:
+    # Keys past the depth limit go unread: that payload is refused already, and the walk stays bounded.
+    if depth > MAX_SAMPLE_DEPTH:
+        return
+    if isinstance(value, dict):
+        for key, child in value.items():
+            child_path = _join(path, key)
+            if not (isinstance(key, str) and _KEY.fullmatch(key)):
+                problems.append(
+                    Problem(
+                        "samplePayload",
+                        f'key "{child_path}" is not usable as a variable name ([A-Za-z_][A-Za-z0-9_]*)',
+                    )
+                )
+            _collect_key_problems(child, child_path, depth + 1, problems)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _collect_key_problems(item, f"{path}[{i}]", depth + 1, problems)
+
+
+def _join(path: str, step: object) -> str:
+    """The path to a child for messages: `a.b` for a key, `a[0]` for a list index."""
+    segment = str(step)
+    if not path or segment.startswith("["):
+        return f"{path}{segment}"
+    return f"{path}.{segment}"
+
+
+_WORKSPACE = {
+    "workspace_id": "3f1c2a9e-7b4d-4e8a-9c61-2d5f8e0b7a13",
+    "workspace_name": "LT-PAR-0412",
+    "workspace_last_user": "CORP\\jdupont",
+    "workspace_reporting_group_id": 42,
+    "workspace_reporting_group_name": "Paris - Finance",
+}
+_TICKET = {
+    "id": 48213,
+    "number": "INC-48213",
+    "type": "Incident",
+    "title": "Laptop does not connect to the VPN",
+    "priority": "2 - High",
+    "status": "New",
+    "category": "Network",
+    "subcategory": "VPN",
+    "requester": {"id": 2291, "name": "Julie Dupont", "email": "julie.dupont@example.com"},
+    "assigned_group": "Service Desk L1",
+    "configuration_items": [{"id": 18342, "name": "LT-PAR-0412", "type": "Laptop"}],
+    "created_at": "2025-06-03T08:12:45Z",
+    "due_at": "2025-06-03T16:12:45Z",
+}
+_OBJECT = {
+    "id": 18342,
+    "type": "ConfigurationItem",
+    "class": "Server",
+    "name": "srv-sql-prod-03",
+    "attributes": {"environment": "production", "location": "Frankfurt DC2", "owner_group": "Database Team"},
+}
+_ADMIN = {"id": 117, "name": "Maria Keller", "email": "maria.keller@example.com"}
+_OPERATION = {
+    "id": "9d4e1f72-3c5b-4a8e-b0d6-7f2a1c9e5b38",
+    "name": "Restart print spooler",
+    "type": "remote_action",
+    "started_at": "2025-06-03T10:02:11Z",
+    "finished_at": "2025-06-03T10:02:19Z",
+}
+_AWS = {"account_id": "123456789012", "region": "us-east-1"}
+
+BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            EventTypeSpec.of(
+                "alert.activated",
+                "A monitoring alert started on a device of the digital workspace.",
+                {
+                    "alert_name": "High CPU usage",
+                    "alert_information": "CPU usage above 90% for more than 15 minutes",
+                    "alert_start": "2025-06-03T09:26:53Z",
+                    "alert_element": "LT-PAR-0412",
+                    **_WORKSPACE,
+                },
+            ),
+            EventTypeSpec.of(
+                "microservice.executed",
+                "A remote action finished running on a device.",
+                {
+                    "operation_id": "5b7e2d19-8a4c-4f3e-9d61-0c2b7a8e4f15",
+                    "microservice_id": "c2a8f4e1-6d3b-4b9a-8e57-1f0d9c3a6b24",
+                    "microservice_name": "Clear browser cache",
+                    "operation_startdate": "2025-06-03T09:31:02Z",
+                    "operation_enddate": "2025-06-03T09:31:40Z",
+                    "operation_result": "success",
+                    **_WORKSPACE,
+                },
+            ),
+            EventTypeSpec.of(
+                "object.created",
+                "A configuration item was added to the CMDB.",
+                {"object": _OBJECT, "created_by": _ADMIN, "created_at": "2025-06-03T07:45:00Z"},
+            ),
+            EventTypeSpec.of(
+                "object.modified",
+                "A configuration item in the CMDB was changed.",
+                {
+                    "object": _OBJECT,
+                    "changes": [{"field": "status", "old_value": "In Service", "new_value": "Maintenance"}],
+                    "modified_by": _ADMIN,
+                    "modified_at": "2025-06-03T11:20:37Z",
+                },
+            ),
+            EventTypeSpec.of(
+                "object.deleted",
+                "A configuration item was removed from the CMDB.",
+                {
+                    "object": {key: _OBJECT[key] for key in ("id", "type", "class", "name")},
+                    "deleted_by": _ADMIN,
+                    "deleted_at": "2025-06-03T17:05:12Z",
+                },
+            ),
+            EventTypeSpec.of(
+                "operation.executed",
+                "An operation ran across a set of devices and finished.",
+                {
+                    "operation": {**_OPERATION, "status": "completed", "duration_ms": 8214},
+                    "initiated_by": _ADMIN,
+                    "targets": {"requested": 25, "succeeded": 23, "failed": 2},
+                },
+            ),
+            EventTypeSpec.of(
+                "operation.executed_in_workspace",
+                "An operation finished on one device of the digital workspace.",
+                {
+                    "operation": _OPERATION,
+                    "workspace": {
+                        "id": "3f1c2a9e-7b4d-4e8a-9c61-2d5f8e0b7a13",
+                        "name": "LT-PAR-0412",
+                        "platform": "windows",
+                        "os_version": "Windows 11 23H2",
+                        "last_user": "CORP\\jdupont",
+                    },
+                    "result": {"status": "success", "exit_code": 0, "output": "Spooler service restarted"},
+                },
+            ),
+            EventTypeSpec.of(
+                "ticket.created",
+                "A service-desk ticket was opened.",
+                {"ticket": _TICKET, "created_by": _TICKET["requester"]},
+            ),
+            EventTypeSpec.of(
+                "ticket.updated",
+                "A service-desk ticket was changed.",
+                {
+                    "ticket": {**_TICKET, "status": "In Progress", "assignee": _ADMIN},
+                    "changes": [
+                        {"field": "status", "old_value": "New", "new_value": "In Progress"},
+                        {"field": "assignee", "old_value": None, "new_value": "Maria Keller"},
+                    ],
+                    "updated_by": _ADMIN,
+                    "updated_at": "2025-06-03T08:30:02Z",
+                },
+            ),
+            EventTypeSpec.of(
+                "ticket.deleted",
+                "A service-desk ticket was deleted.",
+                {
+                    "ticket": {key: _TICKET[key] for key in ("id", "number", "type", "title")},
+                    "deleted_by": _ADMIN,
+                    "deleted_at": "2025-06-04T09:00:00Z",
+                },
+            ),
+            EventTypeSpec.of(
+                "rule.violation",
+                "A cloud resource broke a governance or well-architected rule.",
+                {
+                    "time": "2025-06-03T06:00:00Z",
+                    "name": "S3 bucket allows public read access",
+                    "description": "Bucket acme-invoices-archive grants s3:GetObject to everyone.",
+                    "rule_id": "SEC-S3-001",
+                    "severity": "high",
+                    "pillar": "security",
+                    **_AWS,
+                    "resource": {
+                        "id": "acme-invoices-archive",
+                        "type": "AWS::S3::Bucket",
+                        "arn": "arn:aws:s3:::acme-invoices-archive",
+                    },
+                },
+            ),
+            EventTypeSpec.of(
+                "reserved_instance.surplus",
+                "More instances are reserved than are running, so reserved capacity goes unused.",
+                {
+                    "time": "2025-06-03T00:00:00Z",
+                    "name": "Reserved instance surplus: m5.xlarge",
+                    "description": "3 of 10 reserved m5.xlarge (Linux/UNIX) in us-east-1 are unused.",
+                    **_AWS,
+                    "instance_type": "m5.xlarge",
+                    "platform": "Linux/UNIX",
+                    "reserved_count": 10,
+                    "running_count": 7,
+                    "surplus_count": 3,
+                    "monthly_waste_usd": 264.99,
+                },
+            ),
+            EventTypeSpec.of(
+                "reserved_instance.deficit",
+                "More instances are running than are reserved, so some run at on-demand prices.",
+                {
+                    "time": "2025-06-03T00:00:00Z",
+                    "name": "Reserved instance deficit: c6i.2xlarge",
+                    "description": "12 of 20 running c6i.2xlarge (Linux/UNIX) in eu-west-1 are not reserved.",
+                    "account_id": "123456789012",
+                    "region": "eu-west-1",
+                    "instance_type": "c6i.2xlarge",
+                    "platform": "Linux/UNIX",
+                    "reserved_count": 8,
+                    "running_count": 20,
+                    "deficit_count": 12,
+                    "monthly_on_demand_extra_usd": 1103.76,
+                },
+            ),
+            EventTypeSpec.of(
+                "alert.sent",
+                "An emergency notification was sent to its recipients.",
+                {
+                    "alertId": 730215,
+                    "metadata": {
+                        "TenantId": "b3c1e7a2-5f4d-4c8b-a9e6-2d7f0b1c8e39",
+                        "OwnerId": "7d2e9b4a-1c6f-4e3d-8b5a-0f9c2e7d4a16",
+                        "attributes": {
+                            "priority": "High",
+                            "incidentName": "Tornado warning - Dallas County",
+                            "category": "Severe Weather",
+                        },
+                        "tags": {
+                            "facilities": ["Dallas HQ", "Plano Warehouse"],
+                            "departments": ["Operations"],
+                        },
+                    },
+                    "message": {
+                        "subject": "Tornado warning: shelter in place",
+                        "body": "Tornado warning in effect until 15:45 CDT. Go to your shelter area now.",
+                    },
+                    "channels": ["sms", "email", "voice", "push"],
+                    "recipients": {"total": 1284, "delivered": 1279, "failed": 5},
+                    "sentAt": "2025-06-03T19:58:04Z",
+                },
+            ),
+        )
+    }
+)

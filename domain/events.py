@@ -1,0 +1,89 @@
+"""The Event aggregate: something a source system published, and whether it was fanned out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+from eventsourcing.domain import Aggregate, event
+
+from domain import ids
+from domain.errors import Problem
+
+MAX_EVENT_TYPE = 200
+MAX_IDEMPOTENCY_KEY = 200
+MAX_BATCH = 500
+DEFAULT_MAX_PAYLOAD = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What a source system asks to publish."""
+
+    type: str
+    payload: Any
+    idempotency_key: str | None = None
+    occurred_at: datetime | None = None
+
+
+def check_publication(event: Publication, max_payload_bytes: int, prefix: str = "") -> list[Problem]:
+    problems = []
+    if not event.type.strip():
+        problems.append(Problem(f"{prefix}type", "must not be empty"))
+    elif len(event.type) > MAX_EVENT_TYPE:
+        problems.append(Problem(f"{prefix}type", f"must be at most {MAX_EVENT_TYPE} characters"))
+    if not isinstance(event.payload, dict):
+        problems.append(Problem(f"{prefix}payload", "must be a JSON object"))
+    else:
+        try:
+            size = len(orjson.dumps(event.payload))
+        except (TypeError, orjson.JSONEncodeError):
+            problems.append(Problem(f"{prefix}payload", "must be plain JSON"))
+        else:
+            if size > max_payload_bytes:
+                problems.append(
+                    Problem(f"{prefix}payload", f"is {size} bytes; at most {max_payload_bytes} are accepted")
+                )
+    key = event.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        problems.append(Problem(f"{prefix}idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"))
+    return problems
+
+
+class Event(Aggregate):
+    """A published event; with an idempotency key its id is derived, so a repeat collapses onto it."""
+
+    @staticmethod
+    def create_id(organization_id: UUID, idempotency_key: str | None, **_: Any) -> UUID:
+        return ids.event_id(organization_id, idempotency_key) if idempotency_key else uuid4()
+
+    @event("Published")
+    def __init__(
+        self,
+        organization_id: UUID,
+        type: str,
+        payload: dict[str, Any],
+        occurred_at: datetime,
+        idempotency_key: str | None,
+        actor: str,
+    ) -> None:
+        self.organization_id = organization_id
+        self.type = type
+        self.payload = payload
+        self.occurred_at = occurred_at
+        self.idempotency_key = idempotency_key
+        self.fanned_out = False
+        self.webhook_ids: list[UUID] = []
+
+    def fan_out(self, webhook_ids: list[UUID]) -> None:
+        """Record which webhooks the event goes to; done once (a rerun conflicts on the version)."""
+        if not self.fanned_out:
+            self._fanned_out(webhook_ids=webhook_ids)
+
+    @event("FannedOut")
+    def _fanned_out(self, webhook_ids: list[UUID]) -> None:
+        self.fanned_out = True
+        self.webhook_ids = list(webhook_ids)

@@ -1,0 +1,84 @@
+"""Organisations and their API keys; a key is stored only as a hash and shown once, when issued."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import ids
+from domain.errors import Problem
+from domain.roles import Role
+
+KEY_PREFIX = "hkl_"
+_KEY = re.compile(r"^hkl_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})$")
+MAX_ORGANIZATION_NAME = 100
+
+
+def check_organization_name(name: str) -> list[Problem]:
+    if not name.strip():
+        return [Problem("org", "must not be empty")]
+    if len(name) > MAX_ORGANIZATION_NAME:
+        return [Problem("org", f"must be at most {MAX_ORGANIZATION_NAME} characters")]
+    return []
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough (as GitHub and Stripe do for tokens).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def format_key(key_id: UUID, secret: str) -> str:
+    return f"{KEY_PREFIX}{key_id.hex}_{secret}"
+
+
+def key_id_of(key: str) -> UUID | None:
+    """The id a presented key claims to have, or None when it is not shaped like one of ours."""
+    match = _KEY.match(key)
+    return UUID(match.group(1)) if match else None
+
+
+class Organization(Aggregate):
+    @staticmethod
+    def create_id(name: str, **_: Any) -> UUID:
+        return ids.organization_id(name)
+
+    @event("Created")
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class ApiKey(Aggregate):
+    """One API key of one organisation, with one role."""
+
+    @staticmethod
+    def create_id(key_id: UUID, **_: Any) -> UUID:
+        return key_id
+
+    @event("Issued")
+    def __init__(
+        self, key_id: UUID, organization_id: UUID, organization_name: str, role: str, key_hash: str
+    ) -> None:
+        self.organization_id = organization_id
+        self.organization_name = organization_name
+        self.role: str = Role(role).value
+        self.key_hash = key_hash
+        self.revoked = False
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id}, role={self.role})"
+
+    def matches(self, key: str) -> bool:
+        return not self.revoked and hmac.compare_digest(self.key_hash, hash_key(key))
+
+    def revoke(self, actor: str) -> None:
+        if not self.revoked:
+            self._revoked(actor=actor)
+
+    @event("Revoked")
+    def _revoked(self, actor: str) -> None:
+        self.revoked = True

@@ -1,0 +1,72 @@
+"""Who may do what: the contract's role table as data."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from uuid import UUID
+
+from domain.errors import Forbidden
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+    AUDITOR = "auditor"
+    VIEWER = "viewer"
+
+
+class Permission(enum.Enum):
+    MANAGE_WEBHOOKS = "manage webhooks"
+    READ_WEBHOOKS = "read webhooks"
+    READ_SIGNING_SECRETS = "read signing secrets"
+    READ_DELIVERIES = "read deliveries"
+    MANAGE_DELIVERIES = "manage deliveries"
+    MANAGE_CREDENTIALS = "manage credentials"
+    READ_CREDENTIALS = "read credentials"
+    READ_EVENT_TYPES = "read event types"
+    DEFINE_EVENT_TYPES = "define event types"
+    PUBLISH_EVENTS = "publish events"
+    READ_AUDIT_LOG = "read audit log"
+
+
+_READ_ALL = {
+    Permission.READ_WEBHOOKS,
+    Permission.READ_DELIVERIES,
+    Permission.READ_CREDENTIALS,
+    Permission.READ_EVENT_TYPES,
+    Permission.READ_AUDIT_LOG,
+}
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.PUBLISHER: frozenset({Permission.PUBLISH_EVENTS, Permission.READ_EVENT_TYPES}),
+    Role.AUDITOR: frozenset(_READ_ALL),
+    Role.VIEWER: frozenset(
+        {Permission.READ_WEBHOOKS, Permission.READ_DELIVERIES, Permission.READ_EVENT_TYPES}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller behind an API key: one organisation, one role."""
+
+    key_id: UUID
+    organization_id: UUID
+    organization_name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return str(self.key_id)
+
+    def may(self, permission: Permission) -> bool:
+        return permission in GRANTS[self.role]
+
+    def require(self, permission: Permission) -> None:
+        if not self.may(permission):
+            raise Forbidden(f"the {self.role.value} role may not {permission.value}")
+
+
+SYSTEM_ACTOR = "system"

@@ -1,0 +1,1 @@
+"""The application's commands and queries, by concern; composed into `domain.application.Hookline`."""

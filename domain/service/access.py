@@ -1,0 +1,93 @@
+"""Organisations, API keys and the audit trail: who may call, and what was done."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import IntegrityError
+
+from domain import ids
+from domain.audit import Verification
+from domain.errors import InvalidInput, Unauthenticated
+from domain.organizations import (
+    ApiKey,
+    Organization,
+    check_organization_name,
+    format_key,
+    hash_key,
+    key_id_of,
+)
+from domain.roles import SYSTEM_ACTOR, Permission, Principal, Role
+from domain.service.base import (
+    HooklineBase,
+    page_size,
+    urlsafe,
+)
+from domain.views import Page
+
+
+class AccessCommands(HooklineBase):
+    def issue_key(self, organization_name: str, role: Role) -> str:
+        """Creates the organisation if new and returns a new key, which is stored only as a hash."""
+        problems = check_organization_name(organization_name)
+        if problems:
+            raise InvalidInput(problems)
+        if self._get(Organization, ids.organization_id(organization_name)) is None:
+            with suppress(IntegrityError):  # created meanwhile by another process: just as good
+                self.save(Organization(name=organization_name))
+        key_id = uuid4()
+        key = format_key(key_id, urlsafe(self.random_bytes(32)))
+        self.save(
+            ApiKey(
+                key_id=key_id,
+                organization_id=ids.organization_id(organization_name),
+                organization_name=organization_name,
+                role=role.value,
+                key_hash=hash_key(key),
+            )
+        )
+        return key
+
+    def revoke_key(self, key_id: UUID, actor: str = SYSTEM_ACTOR) -> bool:
+        """Revokes a key (from the command line); False when there is no such key."""
+        api_key = self._get(ApiKey, key_id)
+        if api_key is None:
+            return False
+        api_key.revoke(actor=actor)
+        self.save(api_key)
+        return True
+
+    def api_keys(self, organization_name: str | None) -> list[ApiKey]:
+        """Keys (never their value), oldest first, of one organisation or all."""
+        self.read.catch_up()
+        organization = ids.organization_id(organization_name) if organization_name is not None else None
+        return self.read.api_keys(organization)
+
+    def organization_exists(self, organization_id: UUID) -> bool:
+        return self._get(Organization, organization_id) is not None
+
+    def authenticate(self, key: str) -> Principal:
+        key_id = key_id_of(key)
+        api_key = self._get(ApiKey, key_id) if key_id else None
+        if api_key is None or not api_key.matches(key):
+            raise Unauthenticated("missing, unknown or revoked API key")
+        return Principal(
+            key_id=api_key.id,
+            organization_id=api_key.organization_id,
+            organization_name=api_key.organization_name,
+            role=Role(api_key.role),
+        )
+
+    def audit_log(
+        self, principal: Principal, *, aggregate_id: UUID | None, first: int, after: str | None
+    ) -> Page[dict[str, Any]]:
+        principal.require(Permission.READ_AUDIT_LOG)
+        self.read.catch_up()
+        return self.read.audit_page(principal.organization_id, aggregate_id, page_size(first), after)
+
+    def verify_audit_log(self, principal: Principal) -> Verification:
+        principal.require(Permission.READ_AUDIT_LOG)
+        self.read.catch_up()
+        return self.read.verify_audit(principal.organization_id)

@@ -1,0 +1,172 @@
+"""What every part of the application shares: configuration, loading aggregates, saving them."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Recording
+
+from domain.catalogue import BUILT_IN, EventTypeSpec
+from domain.credentials import Credential
+from domain.deliveries import Delivery
+from domain.errors import InvalidInput, NotFound, Problem
+from domain.event_types import EventType
+from domain.events import DEFAULT_MAX_PAYLOAD, Event
+from domain.organizations import (
+    Organization,
+)
+from domain.requests import Message, OutgoingRequest
+from domain.retry import RetryPolicy
+from domain.roles import Principal
+from domain.targets import IPAddress
+from domain.views import MAX_PAGE, Views
+from domain.webhooks import Webhook
+
+A = TypeVar("A", bound=Aggregate)
+
+EARLY = timedelta(milliseconds=50)
+RECORD_TRIES = 3
+RECOVERY_BATCH = 500  # an attempt this close to its time is not worth deferring
+
+Resolve = Callable[[str], list[IPAddress]]
+"""Resolves a host name to its addresses; raises LookupError when it cannot."""
+
+
+@dataclass(frozen=True)
+class PreparedDelivery:
+    delivery: Delivery
+    request: OutgoingRequest
+    webhook_id: UUID
+    rate_limit_per_second: int | None
+
+
+class HooklineBase(Application[UUID]):
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Callable[[], datetime],
+        random_bytes: Callable[[int], bytes],
+        resolve: Resolve,
+        allow_private_targets: bool = False,
+        user_agent: str = "Hookline",
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        retry_policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
+        rand: Callable[[], float] = lambda: 0.5,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.random_bytes = random_bytes
+        self.resolve = resolve
+        self.allow_private_targets = allow_private_targets
+        self.user_agent = user_agent
+        self.max_payload_bytes = max_payload_bytes
+        self.retry_policy = retry_policy
+        self.rand = rand
+        self._organization_names: dict[UUID, str] = {}
+        self.views: Views | None = None
+        self.saved_listeners: list[Callable[[], None]] = []
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        for listener in self.saved_listeners:
+            listener()
+
+    @property
+    def read(self) -> Views:
+        if self.views is None:
+            raise RuntimeError("the application has no views attached")
+        return self.views
+
+    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _current(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """An aggregate as the read model holds it (fast; possibly a moment behind the store), to
+        change and save: a stale one only loses the race on its version. Falls back to the store."""
+        known = self.read.states([aggregate_id]).get(aggregate_id)
+        if not isinstance(known, cls):
+            return self._get(cls, aggregate_id)
+        detached = copy.copy(known)  # the read model's object stays as it is
+        detached.__dict__["_pending_events"] = []
+        return detached
+
+    def _save_and_catch_up(self, *aggregates: Aggregate | None) -> None:
+        self.save(*aggregates)
+        self.read.catch_up()
+
+    def _save_each_or_all(self, aggregates: Sequence[Aggregate]) -> int:
+        """Saves all in one transaction, or, when one raced another writer, each on its own (the
+        losers are dropped); returns how many were saved."""
+        if not aggregates:
+            return 0
+        changes = [aggregate.collect_events() for aggregate in aggregates]
+        try:
+            self.save(*(change for batch in changes for change in batch))
+            return len(aggregates)
+        except IntegrityError:
+            saved = 0
+            for batch in changes:
+                with suppress(IntegrityError):
+                    self.save(*batch)
+                    saved += 1
+            return saved
+
+    def _webhook(self, principal: Principal, webhook_id: UUID) -> Webhook:
+        webhook = self._get(Webhook, webhook_id)
+        if webhook is None or webhook.organization_id != principal.organization_id or webhook.deleted:
+            raise NotFound("no such webhook")
+        return webhook
+
+    def _credential(self, principal: Principal, credential_id: UUID) -> Credential | None:
+        credential = self._get(Credential, credential_id)
+        if credential is None or credential.organization_id != principal.organization_id:
+            return None
+        return credential
+
+    def _event_type(self, organization_id: UUID, name: str) -> EventTypeSpec | None:
+        """A defined type: built in, or the organisation's own; None for a type nobody defined."""
+        if name in BUILT_IN:
+            return BUILT_IN[name]
+        defined = self._get(EventType, EventType.create_id(organization_id, name))
+        return defined.spec if defined else None
+
+    def _message(self, event: Event) -> Message:
+        return Message(
+            event_id=str(event.id),
+            event_type=event.type,
+            occurred_at=event.occurred_at,
+            organization_id=str(event.organization_id),
+            organization_name=self._organization_name(event.organization_id),
+            payload=event.payload,
+        )
+
+    def _organization_name(self, organization_id: UUID) -> str:
+        name = self._organization_names.get(organization_id)
+        if name is None:
+            organization = self._get(Organization, organization_id)
+            name = organization.name if organization else ""
+            self._organization_names[organization_id] = name
+        return name
+
+
+def page_size(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidInput([Problem("first", f"must be between 1 and {MAX_PAGE}")])
+    return first
+
+
+def urlsafe(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")

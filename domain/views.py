@@ -1,0 +1,118 @@
+"""The read side as the domain sees it: a port that the store's projections implement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+from domain.audit import Verification
+from domain.credentials import Credential
+from domain.deliveries import Delivery, DeliveryUpdate
+from domain.event_types import EventType
+from domain.organizations import ApiKey
+from domain.webhooks import Webhook
+
+T = TypeVar("T")
+
+MAX_PAGE = 500
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list, newest first, with the cursor of each item."""
+
+    items: list[tuple[str, T]] = field(default_factory=list)
+    total: int = 0
+    has_next: bool = False
+
+
+class Views(Protocol):
+    """Lists and lookups answered from projections of the store, never by loading aggregates one by one."""
+
+    def catch_up(self) -> None:
+        """Apply everything recorded so far (read-your-writes for the caller that just wrote)."""
+
+    def states(self, ids: Iterable[UUID]) -> Mapping[UUID, object]:
+        """Projected states by id, as they stand now; not to be changed in place."""
+
+    def webhook(self, organization_id: UUID, webhook_id: UUID) -> Webhook | None: ...
+
+    def webhooks(
+        self,
+        organization_id: UUID,
+        *,
+        first: int,
+        after: str | None,
+        active: bool | None,
+        event_type: str | None,
+    ) -> Page[Webhook]: ...
+
+    def duplicate_of(self, organization_id: UUID, fingerprint: str, exclude: UUID | None) -> UUID | None: ...
+
+    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[Webhook]: ...
+
+    def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None: ...
+
+    def deliveries(
+        self,
+        organization_id: UUID,
+        *,
+        webhook_id: UUID | None,
+        event_id: UUID | None,
+        status: str | None,
+        first: int,
+        after: str | None,
+    ) -> Page[Delivery]: ...
+
+    def credentials(self, organization_id: UUID) -> list[Credential]: ...
+
+    def event_types(self, organization_id: UUID) -> list[EventType]: ...
+
+    def api_keys(self, organization_id: UUID | None) -> list[ApiKey]: ...
+
+    def delivery_updates(
+        self, organization_id: UUID, webhook_id: UUID | None, after: int, limit: int
+    ) -> list[DeliveryUpdate]:
+        """Updates recorded after a position, oldest first."""
+
+    @property
+    def position(self) -> int:
+        """The last notification applied."""
+
+    def audit_page(
+        self, organization_id: UUID, aggregate_id: UUID | None, first: int, after: str | None
+    ) -> Page[dict[str, Any]]:
+        """Audit records of an organisation, oldest first, each with `hash` and `previousHash`."""
+
+    def verify_audit(self, organization_id: UUID) -> Verification: ...
+
+    def export_audit(self, organization_id: UUID | None) -> Iterator[dict[str, Any]]: ...
+
+    def ordered_head(self, webhook_id: UUID) -> tuple[UUID, datetime | None] | None: ...
+
+    def ordered_webhooks_with_work(self) -> list[UUID]: ...
+
+    def failed_deliveries(self, webhook_id: UUID, since: datetime) -> list[UUID]: ...
+
+    def events_between(
+        self,
+        organization_id: UUID,
+        types: Sequence[str],
+        start: datetime,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[UUID, int]]: ...
+
+    def existing_deliveries(self, delivery_ids: Sequence[UUID]) -> set[UUID]: ...
+
+    def failing_webhooks(self, since_before: datetime) -> list[UUID]: ...
+
+    def unfinished_deliveries(
+        self, due_before: datetime | None = None
+    ) -> list[tuple[UUID, datetime | None]]: ...
+
+    def events_not_fanned_out(self) -> list[UUID]: ...

@@ -1,0 +1,1 @@
+"""The gateway: Starlette and Strawberry, translating GraphQL to application calls and back."""

@@ -1,0 +1,133 @@
+"""The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, health on /healthz, and the
+admin console (static files, no server-side rendering) on `/`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from domain.application import Hookline
+from domain.errors import HooklineError
+from domain.requests import Send
+from gateway.auth import Authenticator
+from gateway.context import Context
+from gateway.limits import BodyLimit
+from gateway.live import LiveUpdates
+from gateway.schema import build_schema
+
+Background = Callable[[], AbstractAsyncContextManager[None]]
+READY_TIMEOUT = 2.0
+DEFAULT_MAX_REQUEST = 16 * 1024 * 1024
+CONSOLE = Path(__file__).parent / "console"
+
+
+class HooklineGraphQL(GraphQL[Context, None]):
+    def __init__(self, app: Hookline, authenticator: Authenticator, send: Send, live: LiveUpdates) -> None:
+        super().__init__(
+            build_schema(),
+            graphql_ide="graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
+        self.app = app
+        self.authenticator = authenticator
+        self.send = send
+        self.live = live
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
+        return Context(
+            app=self.app,
+            authenticator=self.authenticator,
+            send=self.send,
+            live=self.live,
+            authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """The key comes in the `connection_init` payload; a missing or bad one closes with 4403."""
+        try:
+            await context.principal()
+        except HooklineError as error:
+            raise ConnectionRejectionError({"message": str(error)}) from error
+        unset: UnsetType = UNSET
+        return unset
+
+
+async def healthz(_: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+MetricsText = Callable[[], bytes]
+
+
+def create_app(
+    app: Hookline,
+    send: Send,
+    live: LiveUpdates,
+    background: Background | None = None,
+    ready_checks: Sequence[ReadyCheck] = (),
+    metrics: MetricsText | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST,
+) -> Starlette:
+    """The gateway over an application.
+
+    `send` sends `sendTest` requests; `live` streams delivery updates (fed by the log follower);
+    `background` runs for the life of the server (follower, queue); `ready_checks` answer whether the
+    store (and Redis) respond; `metrics` renders Prometheus text.
+    """
+
+    async def readyz(_: Request) -> Response:
+        for check in ready_checks:
+            try:
+                ok = await asyncio.wait_for(check(), READY_TIMEOUT)
+            except Exception:  # a check that fails or hangs means not ready, whatever the cause
+                ok = False
+            if not ok:
+                return PlainTextResponse("not ready", status_code=503)
+        return PlainTextResponse("ready")
+
+    async def metrics_text(_: Request) -> Response:
+        body = metrics() if metrics else b""
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    graphql = HooklineGraphQL(app, Authenticator(app.authenticate), send, live)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if background is None:
+            yield
+            return
+        async with background():
+            yield
+
+    routes: list[Any] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+        # Last, so that every route above keeps its path: the console is everything else.
+        Mount("/", StaticFiles(directory=CONSOLE, html=True), name="console"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimit, max_bytes=max_request_bytes)],
+    )

@@ -1,0 +1,37 @@
+"""The typed request context: the application and the caller, authenticated once per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.types import Info as StrawberryInfo
+
+from domain.application import Hookline
+from domain.requests import Send
+from domain.roles import Principal
+from gateway.auth import Authenticator
+from gateway.live import LiveUpdates
+
+
+@dataclass
+class Context:
+    app: Hookline
+    authenticator: Authenticator
+    send: Send
+    live: LiveUpdates
+    authorization: str | None
+    connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload
+    _principal: Principal | None = field(default=None, init=False)
+
+    async def principal(self) -> Principal:
+        if self._principal is None:
+            authorization = self.authorization
+            if self.connection_params is not None:
+                given = self.connection_params.get("Authorization")
+                authorization = given if isinstance(given, str) else None
+            self._principal = await self.authenticator.principal(authorization)
+        return self._principal
+
+
+Info = StrawberryInfo[Context, Any]

@@ -1,0 +1,345 @@
+"""Queries and mutations of the contract: parse, authorise, call one application method, map."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from graphql.error import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from domain.credentials import CredentialKind as DomainCredentialKind
+from domain.errors import InvalidInput, Problem
+from domain.roles import Permission
+from gateway.context import Info
+from gateway.errors import ErrorCodes
+from gateway.inputs import (
+    CreateCredentialInput,
+    CreateWebhookInput,
+    DefineEventTypeInput,
+    PublishEventInput,
+    UpdateWebhookInput,
+    id_argument,
+    optional_id_argument,
+    utc,
+)
+from gateway.types import (
+    AuditRecordConnection,
+    AuditVerification,
+    Credential,
+    Delivery,
+    DeliveryConnection,
+    DeliveryStatus,
+    DeliveryUpdate,
+    EventType,
+    PublishedEvent,
+    TestResult,
+    Webhook,
+    WebhookConnection,
+)
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 5000
+DOCUMENT_CACHE = 1000
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def webhooks(
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = None,
+        active: bool | None = None,
+        event_type: str | None = None,
+    ) -> WebhookConnection:
+        principal = await info.context.principal()
+        page = await asyncio.to_thread(
+            info.context.app.webhooks,
+            principal,
+            first=50 if first is None else first,
+            after=after,
+            active=active,
+            event_type=event_type,
+        )
+        return WebhookConnection.from_page(page, principal)
+
+    @strawberry.field
+    async def webhook(self, info: Info, id: strawberry.ID) -> Webhook | None:
+        principal = await info.context.principal()
+        webhook_id = id_argument(id)
+        found = await asyncio.to_thread(info.context.app.webhook, principal, webhook_id)
+        return Webhook.from_domain(found, principal) if found else None
+
+    @strawberry.field
+    async def webhook_as_of(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        version: int | None = None,
+        at: datetime | None = None,
+    ) -> Webhook | None:
+        principal = await info.context.principal()
+        webhook_id = id_argument(id)
+        found = await asyncio.to_thread(
+            info.context.app.webhook_as_of, principal, webhook_id, version=version, at=utc(at)
+        )
+        return Webhook.from_domain(found, principal) if found else None
+
+    @strawberry.field
+    async def delivery(self, info: Info, id: strawberry.ID) -> Delivery | None:
+        principal = await info.context.principal()
+        delivery_id = id_argument(id)
+        found = await asyncio.to_thread(info.context.app.delivery, principal, delivery_id)
+        return Delivery.from_domain(found) if found else None
+
+    @strawberry.field
+    async def deliveries(
+        self,
+        info: Info,
+        webhook_id: strawberry.ID | None = None,
+        event_id: strawberry.ID | None = None,
+        status: DeliveryStatus | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> DeliveryConnection:
+        principal = await info.context.principal()
+        page = await asyncio.to_thread(
+            info.context.app.deliveries,
+            principal,
+            webhook_id=optional_id_argument(webhook_id),
+            event_id=optional_id_argument(event_id),
+            status=status.value if status else None,
+            first=50 if first is None else first,
+            after=after,
+        )
+        return DeliveryConnection.from_page(page)
+
+    @strawberry.field
+    async def credentials(self, info: Info) -> list[Credential]:
+        principal = await info.context.principal()
+        found = await asyncio.to_thread(info.context.app.credentials, principal)
+        return [Credential.from_domain(c) for c in found]
+
+    @strawberry.field
+    async def event_types(self, info: Info) -> list[EventType]:
+        principal = await info.context.principal()
+        found = await asyncio.to_thread(info.context.app.event_types, principal)
+        return [EventType.from_domain(t) for t in found]
+
+    @strawberry.field
+    async def audit_log(
+        self,
+        info: Info,
+        aggregate_id: strawberry.ID | None = None,
+        first: int | None = 100,
+        after: str | None = None,
+    ) -> AuditRecordConnection:
+        principal = await info.context.principal()
+        page = await asyncio.to_thread(
+            info.context.app.audit_log,
+            principal,
+            aggregate_id=optional_id_argument(aggregate_id),
+            first=100 if first is None else first,
+            after=after,
+        )
+        return AuditRecordConnection.from_page(page)
+
+    @strawberry.field
+    async def verify_audit_log(self, info: Info) -> AuditVerification:
+        principal = await info.context.principal()
+        verification = await asyncio.to_thread(info.context.app.verify_audit_log, principal)
+        return AuditVerification.from_domain(verification)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_webhook(self, info: Info, input: CreateWebhookInput) -> Webhook:
+        principal = await info.context.principal()
+        webhook = await asyncio.to_thread(
+            info.context.app.create_webhook,
+            principal,
+            input.to_spec(),
+            active=input.active is not False,
+            allow_duplicate=input.allow_duplicate is True,
+        )
+        return Webhook.from_domain(webhook, principal)
+
+    @strawberry.mutation
+    async def update_webhook(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateWebhookInput,
+        expected_version: int | None = None,
+    ) -> Webhook:
+        principal = await info.context.principal()
+        webhook = await asyncio.to_thread(
+            info.context.app.update_webhook,
+            principal,
+            id_argument(id),
+            input.to_changes(),
+            expected_version,
+        )
+        return Webhook.from_domain(webhook, principal)
+
+    @strawberry.mutation
+    async def set_webhook_active(self, info: Info, id: strawberry.ID, active: bool) -> Webhook:
+        principal = await info.context.principal()
+        webhook = await asyncio.to_thread(
+            info.context.app.set_webhook_active, principal, id_argument(id), active
+        )
+        return Webhook.from_domain(webhook, principal)
+
+    @strawberry.mutation  # cannot be undone; its history stays readable
+    async def delete_webhook(self, info: Info, id: strawberry.ID) -> bool:
+        principal = await info.context.principal()
+        await asyncio.to_thread(info.context.app.delete_webhook, principal, id_argument(id))
+        return True
+
+    @strawberry.mutation  # the old secret keeps signing alongside for 24 h
+    async def rotate_signing_secret(self, info: Info, id: strawberry.ID) -> Webhook:
+        principal = await info.context.principal()
+        webhook = await asyncio.to_thread(info.context.app.rotate_signing_secret, principal, id_argument(id))
+        return Webhook.from_domain(webhook, principal)
+
+    @strawberry.mutation
+    async def publish_event(self, info: Info, input: PublishEventInput) -> PublishedEvent:
+        principal = await info.context.principal()
+        event_id, duplicate = await asyncio.to_thread(
+            info.context.app.publish_event, principal, input.to_domain()
+        )
+        return PublishedEvent(event_id=strawberry.ID(str(event_id)), duplicate=duplicate)
+
+    @strawberry.mutation
+    async def publish_events(self, info: Info, input: list[PublishEventInput]) -> list[PublishedEvent]:
+        principal = await info.context.principal()
+        published = await asyncio.to_thread(
+            info.context.app.publish_events, principal, [i.to_domain() for i in input]
+        )
+        return [PublishedEvent(event_id=strawberry.ID(str(e)), duplicate=d) for e, d in published]
+
+    @strawberry.mutation
+    async def create_credential(self, info: Info, input: CreateCredentialInput) -> Credential:
+        principal = await info.context.principal()
+        credential = await asyncio.to_thread(
+            info.context.app.create_credential,
+            principal,
+            input.name,
+            DomainCredentialKind(input.kind.value),
+            input.parts(),
+        )
+        return Credential.from_domain(credential)
+
+    @strawberry.mutation
+    async def define_event_type(self, info: Info, input: DefineEventTypeInput) -> EventType:
+        principal = await info.context.principal()
+        spec = await asyncio.to_thread(
+            info.context.app.define_event_type,
+            principal,
+            input.name,
+            input.description,
+            input.sample_payload,
+        )
+        return EventType.from_domain(spec)
+
+    @strawberry.mutation
+    async def send_test(
+        self, info: Info, webhook_id: strawberry.ID, use_sample_data: bool | None = False
+    ) -> TestResult:
+        principal = await info.context.principal()
+        request, errors = await asyncio.to_thread(
+            info.context.app.prepare_test,
+            principal,
+            id_argument(webhook_id),
+            use_sample_data=use_sample_data is True,
+        )
+        if request is None:
+            return TestResult.refused(errors)
+        attempt = await info.context.send(request, 1)
+        return TestResult.from_attempt(attempt, request.body)
+
+    @strawberry.mutation
+    async def recover_deliveries(self, info: Info, webhook_id: strawberry.ID, since: datetime) -> int:
+        principal = await info.context.principal()
+        return await asyncio.to_thread(
+            info.context.app.recover_deliveries, principal, id_argument(webhook_id), utc(since)
+        )
+
+    @strawberry.mutation
+    async def replay_events(
+        self,
+        info: Info,
+        webhook_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime | None = None,
+    ) -> int:
+        principal = await info.context.principal()
+        return await asyncio.to_thread(
+            info.context.app.replay_events, principal, id_argument(webhook_id), utc(from_), utc(to)
+        )
+
+    @strawberry.mutation
+    async def redeliver(self, info: Info, delivery_id: strawberry.ID) -> Delivery:
+        principal = await info.context.principal()
+        delivery = await asyncio.to_thread(info.context.app.redeliver, principal, id_argument(delivery_id))
+        return Delivery.from_domain(delivery)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def delivery_updates(
+        self, info: Info, webhook_id: strawberry.ID | None = None, after: str | None = None
+    ) -> AsyncGenerator[DeliveryUpdate, None]:
+        principal = await info.context.principal()
+        principal.require(Permission.READ_DELIVERIES)
+        position = _cursor_position(after)
+        async for update in info.context.live.follow(
+            principal.organization_id, optional_id_argument(webhook_id), position
+        ):
+            yield DeliveryUpdate.from_domain(update)
+
+
+def _cursor_position(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise InvalidInput([Problem("after", "is not a cursor of deliveryUpdates")])
+    return int(cursor)
+
+
+class HooklineSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Logged in `ErrorCodes` when unexpected; expected ones are answers, not incidents."""
+
+
+def build_schema() -> strawberry.Schema:
+    # Factories, so that every request gets extensions of its own.
+    return HooklineSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            # Clients send the same few documents again and again: validate each once.
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
+            ErrorCodes,
+        ],
+    )

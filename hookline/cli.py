@@ -1,0 +1,164 @@
+"""The `hookline` command: serve, keys, schema."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domain.audit import canonical, verify_lines
+from domain.errors import InvalidInput
+from domain.roles import Role
+from hookline import logs
+from hookline.settings import Settings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold keys and secrets
+    help="Hookline: outgoing webhooks.",
+)
+keys = typer.Typer(no_args_is_help=True, help="API keys of organisations.")
+app.add_typer(keys, name="keys")
+audit = typer.Typer(no_args_is_help=True, help="The audit trail: export it, verify an export.")
+app.add_typer(audit, name="audit")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the gateway on /graphql; in embedded mode it also delivers."""
+    import uvicorn
+
+    from hookline.wiring import build_gateway
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    asgi = build_gateway(settings)
+    uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run an arq worker that fans out and delivers (needs HOOKLINE_REDIS_URL)."""
+    from arq.worker import run_worker
+
+    from hookline.wiring import supervise_worker, worker_settings
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    if not settings.redis_url:
+        typer.echo(
+            "error: hookline worker needs HOOKLINE_REDIS_URL (e.g. redis://127.0.0.1:6379/0)", err=True
+        )
+        raise typer.Exit(2)
+    supervise_worker(lambda: run_worker(worker_settings(settings)))
+
+
+@keys.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="organisation name; created if new")],
+    role: Annotated[Role, typer.Option(help="what the key may do")],
+) -> None:
+    """Print a new API key (one line, nothing else); it is shown only this once."""
+    from hookline.wiring import build_application
+
+    settings = Settings()
+    logs.configure("warning")
+    application = build_application(settings)
+    try:
+        key = application.issue_key(org, role)
+    except InvalidInput as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    finally:
+        application.close()
+    typer.echo(key)
+
+
+@audit.command("export")
+def audit_export(
+    org: Annotated[str | None, typer.Option(help="only this organisation")] = None,
+    out: Annotated[Path | None, typer.Option(help="file to write; default standard output")] = None,
+) -> None:
+    """Write the audit trail as JSON Lines, one record per line, oldest first."""
+    from domain.ids import organization_id
+    from hookline.wiring import build_application
+
+    settings = Settings()
+    logs.configure("warning")
+    application = build_application(settings)
+    try:
+        views = application.read
+        views.catch_up()
+        only = None
+        if org is not None:
+            only = organization_id(org)
+            if not application.organization_exists(only):
+                typer.echo(f"error: no organisation named {org!r}", err=True)
+                raise typer.Exit(2)
+        with out.open("w", encoding="utf-8") if out else nullcontext(sys.stdout) as sink:
+            for entry in views.export_audit(only):
+                sink.write(canonical(entry) + "\n")
+    finally:
+        application.close()
+
+
+@audit.command("verify")
+def audit_verify(file: Annotated[Path, typer.Argument(help="an export of `hookline audit export`")]) -> None:
+    """Recompute the hash chain of an export, with no database; exit 1 naming the first bad line."""
+    with file.open(encoding="utf-8") as lines:
+        result = verify_lines(lines)
+    if not result.valid:
+        typer.echo(f"invalid: line {result.first_invalid}: {result.reason}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"valid: {result.checked} records")
+
+
+@keys.command("list")
+def keys_list(org: Annotated[str | None, typer.Option(help="only this organisation")] = None) -> None:
+    """List keys: id, organisation, role, created, revoked; never the key itself."""
+    from hookline.wiring import build_application
+
+    settings = Settings()
+    logs.configure("warning")
+    application = build_application(settings)
+    try:
+        for key in application.api_keys(org):
+            revoked = "revoked" if key.revoked else "active"
+            created = key.created_on.isoformat(timespec="seconds")
+            typer.echo(f"{key.id}\t{key.organization_name}\t{key.role}\t{created}\t{revoked}")
+    finally:
+        application.close()
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the id shown by `hookline keys list`")]) -> None:
+    """Revoke a key; requests with it are refused within seconds, on every gateway."""
+    from domain.ids import parse_id
+    from hookline.wiring import build_application
+
+    parsed = parse_id(key_id)
+    settings = Settings()
+    logs.configure("warning")
+    application = build_application(settings)
+    try:
+        if parsed is None or not application.revoke_key(parsed):
+            typer.echo(f"error: no key with id {key_id!r}", err=True)
+            raise typer.Exit(2)
+    finally:
+        application.close()
+    typer.echo(f"revoked {parsed}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from gateway.schema import build_schema
+
+    typer.echo(build_schema().as_str())

@@ -1,0 +1,49 @@
+"""Settings, read once from the environment (HOOKLINE_*) when a process starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/hookline.sqlite3"
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    database_pool_size: int = Field(default=5, ge=1, le=200)
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    allow_private_targets: bool = False
+    log_level: str = "info"
+    delivery_concurrency: int = Field(default=64, ge=1, le=10_000)
+    # Jobs one `hookline worker` runs at once. A worker killed mid-send has this many sends whose
+    # outcome it never recorded, and they are sent again: kept modest, and workers added instead.
+    worker_jobs: int = Field(default=20, ge=1, le=1_000)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Comma-separated seconds between attempts, e.g. "5,300,1800"; unset: the default schedule.
+    retry_schedule: str | None = None
+    # A webhook whose deliveries have all failed for this long is switched off ("failing").
+    disable_after_hours: float = Field(default=120.0, gt=0)
+    # How often `serve` re-reads the store for jobs lost from Redis (distributed mode).
+    sweep_seconds: float = Field(default=5.0, gt=0)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file of a sqlite:/// URL (relative to the working directory), else None."""
+        parts = urlsplit(self.database_url)
+        if parts.scheme != "sqlite":
+            return None
+        path = unquote(parts.path)
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy reads them.
+        return Path(path[1:] if path.startswith("/") else path)
+
+    @property
+    def var_dir(self) -> Path:
+        path = self.sqlite_path
+        return path.parent if path is not None else Path("var")

@@ -1,0 +1,385 @@
+"""Wiring: builds the store, the application, its read models and the background work of a process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import ipaddress
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import structlog
+from arq.connections import ArqRedis, RedisSettings
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.persistence import PersistenceError
+from prometheus_client import generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+
+from domain.application import Hookline
+from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
+from domain.targets import IPAddress
+from gateway.app import create_app
+from gateway.live import LiveUpdates
+from hookline import __version__
+from hookline.metrics import Metrics
+from hookline.settings import Settings
+from store.readmodel import SQLViews
+from workers import arq_jobs
+from workers.arq_queue import ArqQueue
+from workers.dispatch import Dispatcher
+from workers.inprocess import InProcessQueue
+from workers.jobs import Jobs
+from workers.ratelimit import LocalRateLimiter, RedisRateLimiter
+from workers.sender import Sender
+
+log = structlog.get_logger("hookline")
+
+KEY_FILE = "secret.key"
+STARTUP_TRIES = 5
+WORKER_DRAIN_SECONDS = 20  # on SIGTERM a worker takes no new job and lets sends in flight finish
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def cipher_key(settings: Settings) -> str:
+    """The AES key for the store: HOOKLINE_SECRET_KEY, else one generated once into the var directory.
+
+    A base64 string of 32 bytes is used as it is; any other value is stretched with SHA-256, so a long
+    passphrase works too.
+    """
+    if settings.secret_key is not None:
+        given = settings.secret_key.get_secret_value()
+        try:
+            if len(base64.b64decode(given, validate=True)) == 32:
+                return given
+        except (binascii.Error, ValueError):
+            pass
+        return base64.b64encode(hashlib.sha256(given.encode()).digest()).decode()
+    path = settings.var_dir / KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = AESCipher.create_key(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    log.warning(
+        "HOOKLINE_SECRET_KEY is not set: generated a key for encrypting the store",
+        path=str(path),
+        advice="keep this file with the database; without it the store cannot be read",
+    )
+    return key
+
+
+def store_env(settings: Settings) -> dict[str, str]:
+    env = {
+        "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+        "CIPHER_KEY": cipher_key(settings),
+    }
+    parts = urlsplit(settings.database_url)
+    if parts.scheme in ("postgresql", "postgres"):
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "hookline",
+                "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(parts.port or 5432),
+                "POSTGRES_USER": unquote(parts.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(parts.password or ""),
+                "POSTGRES_POOL_SIZE": str(settings.database_pool_size),
+                "POSTGRES_MAX_OVERFLOW": str(settings.database_pool_size),
+            }
+        )
+        return env
+    path = settings.sqlite_path
+    if path is None:
+        raise ValueError("HOOKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env.update(
+        {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    )
+    return env
+
+
+def resolve_host(host: str) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as error:
+        raise LookupError(host) from error
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def build_application(settings: Settings) -> Hookline:
+    schedule = parse_schedule(settings.retry_schedule) if settings.retry_schedule else DEFAULT_SCHEDULE
+    env = store_env(settings)
+    for attempt in range(1, STARTUP_TRIES + 1):
+        try:
+            app = Hookline(
+                env,
+                clock=utcnow,
+                random_bytes=os.urandom,
+                resolve=resolve_host,
+                allow_private_targets=settings.allow_private_targets,
+                user_agent=f"Hookline/{__version__}",
+                retry_policy=RetryPolicy(schedule),
+                max_payload_bytes=settings.max_payload_bytes,
+                rand=random.random,
+            )
+            app.views = SQLViews(app)
+            return app
+        except PersistenceError:
+            # Processes starting together on a new PostgreSQL database race to create the store's
+            # tables (CREATE TABLE IF NOT EXISTS is not safe under concurrency there): try again.
+            if attempt == STARTUP_TRIES:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def build_sender(settings: Settings) -> Sender:
+    return Sender(
+        allow_private_targets=settings.allow_private_targets,
+        clock=utcnow,
+        connect_timeout=settings.connect_timeout_seconds,
+        total_timeout=settings.request_timeout_seconds,
+    )
+
+
+def build_gateway(settings: Settings) -> Starlette:
+    """Everything `hookline serve` runs: the gateway, and (embedded) the queue that delivers."""
+    app = build_application(settings)
+    sender = build_sender(settings)
+    views = app.views
+    assert isinstance(views, SQLViews)
+    live = LiveUpdates(
+        views.delivery_updates,
+        lambda after, limit: views.delivery_updates(None, None, after, limit),
+        lambda: views.position,
+    )
+    metrics = Metrics()
+    views.listeners.append(metrics.count)
+
+    async def store_ready() -> bool:
+        await asyncio.to_thread(app.recorder.max_notification_id)
+        return True
+
+    ready_checks = [store_ready]
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+
+        async def redis_ready() -> bool:
+            return bool(await redis.ping())
+
+        ready_checks.append(redis_ready)
+
+    return create_app(
+        app,
+        sender.send,
+        live,
+        background=lambda: serve_background(app, settings, sender, live, metrics),
+        ready_checks=ready_checks,
+        metrics=lambda: generate_latest(metrics.registry),
+        max_request_bytes=settings.max_request_bytes,
+    )
+
+
+@asynccontextmanager
+async def serve_background(
+    app: Hookline, settings: Settings, sender: Sender, live: LiveUpdates, metrics: Metrics
+) -> AsyncIterator[None]:
+    """Inside `serve`: follow the log (read models, live updates) and, when embedded, deliver."""
+    views = app.views
+    assert isinstance(views, SQLViews)
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def saved() -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    views.listeners.append(lambda _: live.notify())
+    app.saved_listeners.append(saved)
+    await sender.start()
+    forwarding = asyncio.create_task(live.run())
+    try:
+        queueing = embedded_queue(app, settings, sender, metrics)
+        if settings.redis_url:
+            queueing = redis_queue(app, settings, metrics)
+        async with queueing as dispatcher:
+            metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - views.position)
+            views.listeners.append(dispatcher)
+            await asyncio.to_thread(views.catch_up)
+            await asyncio.to_thread(dispatcher.recover, views)
+            # Workers' writes do not wake this process: in distributed mode it looks more often.
+            idle = 0.1 if settings.redis_url else 0.5
+            follower = asyncio.create_task(follow(views, wake, idle))
+            watchdog = asyncio.create_task(disable_failing(app, settings))
+            try:
+                yield
+            finally:
+                follower.cancel()
+                watchdog.cancel()
+                await asyncio.gather(follower, watchdog, return_exceptions=True)
+    finally:
+        forwarding.cancel()
+        await asyncio.gather(forwarding, return_exceptions=True)
+        await sender.close()
+
+
+@asynccontextmanager
+async def embedded_queue(
+    app: Hookline, settings: Settings, sender: Sender, metrics: Metrics
+) -> AsyncIterator[Dispatcher]:
+    """The in-process queue that fans out and delivers inside `serve`."""
+    jobs = Jobs(app, sender.send, LocalRateLimiter())
+
+    async def handle(kind: str, item: UUID) -> float | None:
+        if kind == "fan_out":
+            await jobs.fan_out(item)
+            return None
+        return await jobs.deliver(item)
+
+    queue = InProcessQueue(handle, concurrency=settings.delivery_concurrency)
+    views = app.views
+    assert isinstance(views, SQLViews)
+    metrics.queue_depth.set_function(lambda: queue.depth)
+    async with queue.running():
+        dispatcher = Dispatcher(queue, views)
+        async with sweeping(dispatcher, views, settings):
+            yield dispatcher
+
+
+@asynccontextmanager
+async def redis_queue(app: Hookline, settings: Settings, metrics: Metrics) -> AsyncIterator[Dispatcher]:
+    """Jobs go to Redis for `hookline worker`; a sweeper re-reads the store for what got lost."""
+    views = app.views
+    assert isinstance(views, SQLViews)
+    assert settings.redis_url
+    redis = ArqRedis.from_url(settings.redis_url)
+    queue = ArqQueue(redis, asyncio.get_running_loop())
+    dispatcher = Dispatcher(queue, views)
+
+    async def measure() -> None:
+        metrics.queue_depth.set(await queue.depth())
+
+    try:
+        async with sweeping(dispatcher, views, settings, measure):
+            yield dispatcher
+    finally:
+        await redis.aclose()
+
+
+@asynccontextmanager
+async def sweeping(
+    dispatcher: Dispatcher,
+    views: SQLViews,
+    settings: Settings,
+    after: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[None]:
+    """Every HOOKLINE_SWEEP_SECONDS, queue again what the store says is due and not done (a job
+    lost from Redis, a worker killed mid-send, a job whose write failed)."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(settings.sweep_seconds)
+            try:
+                due = utcnow() + timedelta(seconds=settings.sweep_seconds)
+                await asyncio.to_thread(dispatcher.recover, views, due)
+                if after is not None:
+                    await after()
+            except Exception:
+                log.exception("sweeping the store for lost jobs failed; trying again")
+
+    sweeper = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+
+
+def supervise_worker(run: Callable[[], object], backoff: float = 1.0, longest: float = 30.0) -> None:
+    """Runs the arq worker again whenever Redis goes away under it (arq stops on a lost connection);
+    a stop by signal ends it. The store keeps what the queue lost: the sweeper queues it again."""
+    wait = backoff
+    while True:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            run()
+            return
+        except (RedisError, OSError) as error:
+            log.warning("lost Redis; starting the worker again", error=str(error), in_seconds=wait)
+            time.sleep(wait)
+            wait = min(wait * 2, longest)
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """What `hookline worker` gives arq: the jobs, and resources opened and closed with the worker."""
+    assert settings.redis_url
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        app = await asyncio.to_thread(build_application, settings)
+        sender = build_sender(settings)
+        await sender.start()
+        ctx.update(app=app, sender=sender, jobs=Jobs(app, sender.send, RedisRateLimiter(ctx["redis"])))
+        log.info("worker ready")
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "sender" in ctx:
+            await ctx["sender"].close()
+            ctx["app"].close()
+
+    return {
+        "functions": arq_jobs.FUNCTIONS,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker_jobs,
+        "job_completion_wait": WORKER_DRAIN_SECONDS,
+        "poll_delay": 0.05,
+        "keep_result": 0,
+    }
+
+
+async def disable_failing(app: Hookline, settings: Settings) -> None:
+    """Switches off webhooks that have failed for HOOKLINE_DISABLE_AFTER_HOURS, checking as often as
+    the sweeper runs (any gateway may; a second one finds nothing left to do)."""
+    window = timedelta(hours=settings.disable_after_hours)
+    while True:
+        await asyncio.sleep(min(settings.sweep_seconds, max(window.total_seconds() / 4, 0.2)))
+        try:
+            disabled = await asyncio.to_thread(app.disable_failing_webhooks, window)
+            if disabled:
+                log.warning("switched off webhooks whose deliveries all failed", webhooks=disabled)
+        except Exception:
+            log.exception("checking for failing webhooks failed; trying again")
+
+
+async def follow(views: SQLViews, wake: asyncio.Event, idle_seconds: float = 0.5) -> None:
+    """Apply new notifications as soon as this process saves, and at least twice a second for others'."""
+    while True:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), idle_seconds)
+        wake.clear()
+        try:
+            await asyncio.to_thread(views.catch_up)
+        except Exception:
+            log.exception("following the store's log failed; trying again")
+            await asyncio.sleep(idle_seconds)

@@ -1,0 +1,1 @@
+"""Persistence adapters beyond the event store itself: projections (read models) and the log follower."""

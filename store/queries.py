@@ -1,0 +1,404 @@
+"""The read models' queries: lists and lookups answered from the projected tables."""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import Notification, StoredEvent
+
+from domain.application import Hookline
+from domain.audit import Verification
+from domain.credentials import Credential
+from domain.deliveries import Delivery, DeliveryStatus, DeliveryUpdate
+from domain.event_types import EventType
+from domain.organizations import ApiKey
+from domain.views import Page
+from domain.webhooks import Webhook
+from store.audit import AuditTrail
+from store.sql import Database
+
+A = TypeVar("A", bound=Aggregate)
+
+
+def moment(value: datetime) -> str:
+    """A UTC time as text that sorts as the time does (fixed width, microseconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+WEBHOOK_CACHE = 20_000  # decoded webhooks kept for fan-out, by (id, version)
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The position a cursor stands for; a cursor that is not ours reads as the end of the list."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind == "seq":
+            return int(value)
+    except ValueError:
+        pass
+    return 0
+
+
+class ReadModelQueries:
+    """Queries over the tables that `SQLViews` keeps; mixed into it."""
+
+    app: Hookline
+    db: Database
+    audit: AuditTrail
+    cache: OrderedDict[UUID, Aggregate]
+    webhook_versions: dict[tuple[str, int], Webhook]
+    position: int
+
+    def _restore(self, aggregate_id: UUID, row: Sequence[Any]) -> Aggregate:
+        snapshot = self.app.mapper.to_domain_event(
+            StoredEvent(originator_id=aggregate_id, originator_version=row[0], topic=row[1], state=row[2])
+        )
+        return cast(Aggregate, cast(Snapshot, snapshot).mutate(None))
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def _states(self, c: Any, ids: Iterable[str]) -> dict[str, Aggregate]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        c.execute(
+            f"SELECT id, version, topic, state FROM hl_states WHERE id IN ({','.join('?' * len(wanted))})",
+            wanted,
+        )
+        return {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
+
+    def webhook(self, organization_id: UUID, webhook_id: UUID) -> Webhook | None:
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT id FROM hl_webhooks WHERE id = ? AND organization_id = ? AND deleted = 0",
+                (webhook_id.hex, organization_id.hex),
+            )
+            row = c.fetchone()
+            found = self._states(c, [row[0]]) if row else {}
+        webhook = next(iter(found.values()), None)
+        return webhook if isinstance(webhook, Webhook) else None
+
+    def webhooks(
+        self,
+        organization_id: UUID,
+        *,
+        first: int,
+        after: str | None,
+        active: bool | None,
+        event_type: str | None,
+    ) -> Page[Webhook]:
+        where = ["w.organization_id = ?", "w.deleted = 0"]
+        params: list[Any] = [organization_id.hex]
+        if active is not None:
+            where.append("w.active = ?")
+            params.append(int(active))
+        if event_type is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM hl_webhook_event_types t"
+                " WHERE t.webhook_id = w.id AND t.event_type = ?)"
+            )
+            params.append(event_type)
+        return self._page("hl_webhooks w", "w", where, params, first, after, Webhook)
+
+    def duplicate_of(self, organization_id: UUID, fingerprint: str, exclude: UUID | None) -> UUID | None:
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT id FROM hl_webhooks WHERE organization_id = ? AND fingerprint = ?"
+                " AND deleted = 0 AND id != ? LIMIT 1",
+                (organization_id.hex, fingerprint, exclude.hex if exclude else ""),
+            )
+            row = c.fetchone()
+        return UUID(row[0]) if row else None
+
+    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[Webhook]:
+        """The fan-out index: active webhooks of an organisation subscribed to a type.
+
+        Webhooks are decoded once per version and kept (read-only) for the next events.
+        """
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT w.id, s.version FROM hl_webhooks w"
+                " JOIN hl_webhook_event_types t ON t.webhook_id = w.id JOIN hl_states s ON s.id = w.id"
+                " WHERE t.organization_id = ? AND t.event_type = ? AND w.active = 1 AND w.deleted = 0",
+                (organization_id.hex, event_type),
+            )
+            rows = [(row[0], row[1]) for row in c.fetchall()]
+            missing = [i for i, version in rows if (i, version) not in self.webhook_versions]
+            for webhook in self._states(c, missing).values():
+                if isinstance(webhook, Webhook):
+                    self.webhook_versions[(webhook.id.hex, webhook.version)] = webhook
+        if len(self.webhook_versions) > WEBHOOK_CACHE:
+            self.webhook_versions.clear()
+        return [w for key in rows if (w := self.webhook_versions.get(key)) is not None]
+
+    def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None:
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT id FROM hl_deliveries WHERE id = ? AND organization_id = ?",
+                (delivery_id.hex, organization_id.hex),
+            )
+            row = c.fetchone()
+            found = self._states(c, [row[0]]) if row else {}
+        delivery = next(iter(found.values()), None)
+        return delivery if isinstance(delivery, Delivery) else None
+
+    def deliveries(
+        self,
+        organization_id: UUID,
+        *,
+        webhook_id: UUID | None,
+        event_id: UUID | None,
+        status: str | None,
+        first: int,
+        after: str | None,
+    ) -> Page[Delivery]:
+        where = ["d.organization_id = ?"]
+        params: list[Any] = [organization_id.hex]
+        for column, value in (("webhook_id", webhook_id), ("event_id", event_id)):
+            if value is not None:
+                where.append(f"d.{column} = ?")
+                params.append(value.hex)
+        if status is not None:
+            where.append("d.status = ?")
+            params.append(status)
+        return self._page("hl_deliveries d", "d", where, params, first, after, Delivery)
+
+    def _page(
+        self,
+        table: str,
+        alias: str,
+        where: list[str],
+        params: list[Any],
+        first: int,
+        after: str | None,
+        kind: type[Any],
+    ) -> Page[Any]:
+        condition = " AND ".join(where)
+        position = decode_cursor(after)
+        with self.db.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)
+            total = c.fetchone()[0]
+            paged = f"{condition} AND {alias}.seq < ?" if position is not None else condition
+            c.execute(
+                f"SELECT {alias}.id, {alias}.seq FROM {table} WHERE {paged}"
+                f" ORDER BY {alias}.seq DESC LIMIT ?",
+                [*params, *([position] if position is not None else []), first + 1],
+            )
+            rows = c.fetchall()
+            states = self._states(c, [row[0] for row in rows[:first]])
+        items = [
+            (encode_cursor(row[1]), states[row[0]])
+            for row in rows[:first]
+            if isinstance(states.get(row[0]), kind)
+        ]
+        return Page(items=items, total=total, has_next=len(rows) > first)
+
+    def credentials(self, organization_id: UUID) -> list[Credential]:
+        return self._all("hl_credentials", organization_id, "seq", Credential)
+
+    def api_keys(self, organization_id: UUID | None) -> list[ApiKey]:
+        with self.db.transaction(commit=False) as c:
+            if organization_id is None:
+                c.execute("SELECT id FROM hl_api_keys ORDER BY seq")
+            else:
+                c.execute(
+                    "SELECT id FROM hl_api_keys WHERE organization_id = ? ORDER BY seq",
+                    (organization_id.hex,),
+                )
+            ids = [row[0] for row in c.fetchall()]
+            states = self._states(c, ids)
+        return [state for i in ids if isinstance(state := states.get(i), ApiKey)]
+
+    def event_types(self, organization_id: UUID) -> list[EventType]:
+        return self._all("hl_event_types", organization_id, "name", EventType)
+
+    def _all(self, table: str, organization_id: UUID, order: str, kind: type[A]) -> list[A]:
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT id FROM {table} WHERE organization_id = ? ORDER BY {order}", (organization_id.hex,)
+            )
+            ids = [row[0] for row in c.fetchall()]
+            states = self._states(c, ids)
+        return [state for i in ids if isinstance(state := states.get(i), kind)]
+
+    def delivery_updates(
+        self, organization_id: UUID | None, webhook_id: UUID | None, after: int, limit: int
+    ) -> list[DeliveryUpdate]:
+        """Updates after a position, oldest first; of one organisation (and webhook), or of all."""
+        where = "position > ?"
+        params: list[Any] = [after]
+        if organization_id is not None:
+            where += " AND organization_id = ?"
+            params.append(organization_id.hex)
+        if webhook_id is not None:
+            where += " AND webhook_id = ?"
+            params.append(webhook_id.hex)
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT position, organization_id, delivery_id, webhook_id, event_id, status, attempt,"
+                f" status_code, at FROM hl_delivery_updates WHERE {where} ORDER BY position LIMIT ?",
+                [*params, limit],
+            )
+            rows = c.fetchall()
+        return [
+            DeliveryUpdate(
+                position=row[0],
+                organization_id=UUID(row[1]),
+                delivery_id=UUID(row[2]),
+                webhook_id=UUID(row[3]),
+                event_id=UUID(row[4]),
+                status=row[5],
+                attempt=row[6],
+                status_code=row[7],
+                at=datetime.fromisoformat(row[8]),
+            )
+            for row in rows
+        ]
+
+    def audit_page(
+        self, organization_id: UUID, aggregate_id: UUID | None, first: int, after: str | None
+    ) -> Page[dict[str, Any]]:
+        with self.db.transaction(commit=False) as c:
+            entries, total, more = self.audit.page(
+                c, organization_id, aggregate_id, first, decode_cursor(after)
+            )
+        return Page(items=[(encode_cursor(e["position"]), e) for e in entries], total=total, has_next=more)
+
+    def verify_audit(self, organization_id: UUID) -> Verification:
+        """Recomputes the chain from the stored events up to where the trail has got: what was
+        recorded since is checked by the next verification, not reported as tampering."""
+        until = self.position
+
+        def select(start: int, limit: int) -> Sequence[Notification]:
+            if start >= until:
+                return []
+            return self.app.recorder.select_notifications(
+                start=start, limit=limit, stop=until, inclusive_of_start=False
+            )
+
+        return self.audit.verify(self._reading, select, organization_id)
+
+    def export_audit(self, organization_id: UUID | None) -> Iterator[dict[str, Any]]:
+        return self.audit.export(self._reading, organization_id)
+
+    def _reading(self) -> Any:
+        return self.db.transaction(commit=False)
+
+    def ordered_head(self, webhook_id: UUID) -> tuple[UUID, datetime | None] | None:
+        """An ordered webhook's next delivery: the unfinished one of the earliest event. None while
+        there is none, or while an earlier event of its types is not fanned out yet (its delivery
+        may come before the one that now looks first)."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT id, next_attempt_at, event_seq FROM hl_deliveries"
+                " WHERE webhook_id = ? AND status IN (?, ?) ORDER BY event_seq, seq LIMIT 1",
+                (webhook_id.hex, DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value),
+            )
+            row = c.fetchone()
+            if row is None:
+                return None
+            c.execute(
+                "SELECT 1 FROM hl_events e JOIN hl_webhook_event_types t"
+                " ON t.webhook_id = ? AND t.event_type = e.type AND t.organization_id = e.organization_id"
+                " WHERE e.fanned_out = 0 AND e.seq < ? LIMIT 1",
+                (webhook_id.hex, row[2]),
+            )
+            if c.fetchone() is not None:
+                return None
+        return UUID(row[0]), datetime.fromisoformat(row[1]) if row[1] else None
+
+    def ordered_webhooks_with_work(self) -> list[UUID]:
+        """Ordered webhooks that have unfinished deliveries (the sweeper queues only their heads)."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT DISTINCT d.webhook_id FROM hl_deliveries d JOIN hl_webhooks w ON w.id = d.webhook_id"
+                " WHERE w.ordered = 1 AND d.status IN (?, ?)",
+                (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value),
+            )
+            return [UUID(row[0]) for row in c.fetchall()]
+
+    def failed_deliveries(self, webhook_id: UUID, since: datetime) -> list[UUID]:
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT id FROM hl_deliveries WHERE webhook_id = ? AND status = ? AND created_at >= ?"
+                " ORDER BY event_seq, seq",
+                (webhook_id.hex, DeliveryStatus.FAILED.value, moment(since)),
+            )
+            return [UUID(row[0]) for row in c.fetchall()]
+
+    def events_between(
+        self,
+        organization_id: UUID,
+        types: Sequence[str],
+        start: datetime,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[UUID, int]]:
+        """Events of some types recorded in a window, in store order, a page after a position."""
+        where = f"organization_id = ? AND type IN ({','.join('?' * len(types))}) AND recorded_at >= ?"
+        params: list[Any] = [organization_id.hex, *types, moment(start)]
+        if end is not None:
+            where += " AND recorded_at <= ?"
+            params.append(moment(end))
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT id, seq FROM hl_events WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
+                [*params, after, limit],
+            )
+            return [(UUID(row[0]), int(row[1])) for row in c.fetchall()]
+
+    def existing_deliveries(self, delivery_ids: Sequence[UUID]) -> set[UUID]:
+        if not delivery_ids:
+            return set()
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT id FROM hl_deliveries WHERE id IN ({','.join('?' * len(delivery_ids))})",
+                [d.hex for d in delivery_ids],
+            )
+            return {UUID(row[0]) for row in c.fetchall()}
+
+    def failing_webhooks(self, since_before: datetime) -> list[UUID]:
+        """Active webhooks whose attempts have all failed since before a time."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT id FROM hl_webhooks WHERE active = 1 AND deleted = 0"
+                " AND failing_since IS NOT NULL AND failing_since <= ?",
+                (moment(since_before),),
+            )
+            return [UUID(row[0]) for row in c.fetchall()]
+
+    def unfinished_deliveries(self, due_before: datetime | None = None) -> list[tuple[UUID, datetime | None]]:
+        """Pending and retrying deliveries with their next attempt time (only those due by then), of
+        webhooks that are not ordered (an ordered one's go one at a time: see `ordered_head`)."""
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                "SELECT d.id, d.next_attempt_at FROM hl_deliveries d"
+                " JOIN hl_webhooks w ON w.id = d.webhook_id"
+                " WHERE d.status IN (?, ?) AND w.ordered = 0 ORDER BY d.seq",
+                (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value),
+            )
+            rows = [
+                row
+                for row in c.fetchall()
+                if due_before is None or row[1] is None or datetime.fromisoformat(row[1]) <= due_before
+            ]
+        return [(UUID(r[0]), datetime.fromisoformat(r[1]) if r[1] else None) for r in rows]
+
+    def events_not_fanned_out(self) -> list[UUID]:
+        with self.db.transaction(commit=False) as c:
+            c.execute("SELECT id FROM hl_events WHERE fanned_out = 0 ORDER BY seq")
+            return [UUID(r[0]) for r in c.fetchall()]

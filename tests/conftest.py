@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import support
+from tests.support import Receiver, Server, distributed_env, private_redis, server_env
+
+MODES = ["embedded", "distributed"]
+WORKERS = 2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every distributed test of this session uses a Redis of its own (a db index each)."""
+    with private_redis(tmp_path_factory.mktemp("redis")) as url:
+        support.REDIS = url
+        yield url
+
+
+def _server(directory: Path, mode: str, **env: str) -> Iterator[Server]:
+    if mode == "embedded":
+        yield from _running(Server(directory=directory, env=server_env(**env)))
+        return
+    with distributed_env(**env) as environment:
+        yield from _running(Server(directory=directory, env=environment, workers=WORKERS))
+
+
+def _running(server: Server) -> Iterator[Server]:
+    try:  # stopped also when it fails to start, so that no process outlives the test
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=MODES)
+def open_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Shared by tests that each use organisations of their own; may deliver to loopback receivers.
+    Every test that uses it runs in both modes: embedded, and distributed (PostgreSQL, Redis, workers)."""
+    yield from _server(
+        tmp_path_factory.mktemp(request.param), request.param, HOOKLINE_ALLOW_PRIVATE_TARGETS="true"
+    )
+
+
+@pytest.fixture(scope="session")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Shared, with the default target policy: private and loopback targets refused."""
+    yield from _server(tmp_path_factory.mktemp("strict"), "embedded")
+
+
+@pytest.fixture(params=MODES)
+def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A server with a store of its own, in both modes."""
+    yield from _server(tmp_path, request.param, HOOKLINE_ALLOW_PRIVATE_TARGETS="true")
+
+
+@pytest.fixture
+def embedded_server(tmp_path: Path) -> Iterator[Server]:
+    """A server with a SQLite store of its own, for tests that look into the store's file."""
+    yield from _server(tmp_path, "embedded", HOOKLINE_ALLOW_PRIVATE_TARGETS="true")
+
+
+@pytest.fixture
+def org() -> str:
+    return f"org-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r

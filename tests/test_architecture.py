@@ -1,0 +1,104 @@
+"""The design's rules, checked: a pure domain, a schema file that matches the code and the contract."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import GraphQLSchema, build_schema, print_ast
+
+from gateway.schema import build_schema as build_hookline_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"
+FORBIDDEN_IN_DOMAIN = {
+    "starlette",
+    "strawberry",
+    "aiohttp",
+    "arq",
+    "redis",
+    "uvicorn",
+    "sqlite3",
+    "psycopg",
+    "psycopg2",
+    "psycopg_pool",
+    "gateway",
+    "workers",
+    "store",
+    "hookline",
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "domain").rglob("*.py")), ids=lambda p: p.name)
+def test_the_domain_imports_no_web_queue_http_or_sql_library(path: Path) -> None:
+    assert imported_modules(path) & FORBIDDEN_IN_DOMAIN == set()
+
+
+@pytest.mark.parametrize(
+    ("layer", "other"), [("gateway", "workers"), ("workers", "gateway"), ("gateway", "store")]
+)
+def test_gateway_and_workers_do_not_import_each_other(layer: str, other: str) -> None:
+    for path in (ROOT / layer).rglob("*.py"):
+        assert other not in imported_modules(path), path
+
+
+def test_schema_graphql_is_generated_from_the_code() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == build_hookline_schema().as_str() + "\n", "run 'make schema'"
+
+
+def contract_schema() -> GraphQLSchema:
+    text = CONTRACT.read_text()
+    sdl = "\n".join(re.findall(r"```graphql\n(.*?)```", text, flags=re.S))
+    return build_schema(sdl)
+
+
+def _default(value: Any) -> str | None:
+    """The default an argument or input field states in SDL, as printed there."""
+    node = getattr(value, "ast_node", None)
+    default = getattr(node, "default_value", None)
+    return print_ast(default) if default is not None else None
+
+
+def test_every_contract_name_we_serve_has_the_contract_type() -> None:
+    """What is built matches the contract exactly; what is not built yet is simply absent."""
+    ours = build_schema(build_hookline_schema().as_str())
+    contract = contract_schema()
+    compared = 0
+    for name, contract_type in contract.type_map.items():
+        our_type = ours.type_map.get(name)
+        if name.startswith("__") or our_type is None:
+            continue
+        assert type(our_type) is type(contract_type), name
+        if not hasattr(contract_type, "fields"):
+            continue
+        our_fields = getattr(our_type, "fields")  # noqa: B009 - object and input types alike
+        for field_name, field in contract_type.fields.items():
+            if field_name not in our_fields:
+                continue
+            ours_field = our_fields[field_name]
+            where = f"{name}.{field_name}"
+            assert str(ours_field.type) == str(field.type), where
+            if _default(field) is not None:
+                assert _default(ours_field) == _default(field), f"{where} default"
+            for arg_name, arg in getattr(field, "args", {}).items():
+                assert arg_name in ours_field.args, f"{where}({arg_name})"
+                assert str(ours_field.args[arg_name].type) == str(arg.type), f"{where}({arg_name})"
+                if _default(arg) is not None:
+                    assert _default(ours_field.args[arg_name]) == _default(arg), f"{where}({arg_name})"
+            compared += 1
+    assert compared > 50

@@ -1,0 +1,32 @@
+"""The jobs as arq runs them in `hookline worker`: thin shells over `workers.jobs.Jobs`.
+
+Resources (application, sender, rate limiter) are opened by the worker's `on_startup` into `ctx`.
+A delivery that may not go yet (rate limit, not due) is deferred with `arq.Retry`, keeping its job id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from arq import Retry
+from arq.worker import func
+
+MAX_DEFERRALS = 100_000  # a rate-limited delivery may be put back many times; it is never dropped
+JOB_TIMEOUT = 60  # longer than any attempt's total timeout; a killed worker's job runs again after it
+
+
+async def fan_out(ctx: dict[str, Any], event_id: str) -> int:
+    return len(await ctx["jobs"].fan_out(UUID(event_id)))
+
+
+async def deliver(ctx: dict[str, Any], delivery_id: str) -> None:
+    wait = await ctx["jobs"].deliver(UUID(delivery_id))
+    if wait is not None:
+        raise Retry(defer=wait)
+
+
+FUNCTIONS = [
+    func(fan_out, name="fan_out", keep_result=0, timeout=JOB_TIMEOUT),
+    func(deliver, name="deliver", keep_result=0, timeout=JOB_TIMEOUT, max_tries=MAX_DEFERRALS),
+]

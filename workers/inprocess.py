@@ -1,0 +1,139 @@
+"""The embedded queue: jobs run as asyncio tasks inside `serve`, deferred ones wait on a timer heap.
+
+It carries ids only, like the arq queue. A job is held once: submitting it again while it waits keeps
+the earlier of the two times, and submitting it while it runs queues one more run after it (the store
+decides what a rerun does, so collapsing repeats loses nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from uuid import UUID
+
+import structlog
+
+log = structlog.get_logger("hookline.queue")
+
+Job = tuple[str, UUID]
+MAX_BACKOFF = 60.0
+Handler = Callable[[str, UUID], Awaitable[float | None]]
+"""Runs a job; returns a delay in seconds when the job must run again later (e.g. rate-limited)."""
+
+
+class InProcessQueue:
+    def __init__(self, handler: Handler, *, concurrency: int = 64) -> None:
+        self.handler = handler
+        self.concurrency = concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Queue[Job] = asyncio.Queue()
+        self._heap: list[tuple[float, int, Job]] = []
+        self._due: dict[Job, float] = {}  # waiting jobs (ready or on the heap) and their time
+        self._running: set[Job] = set()
+        self._after_run: dict[Job, float] = {}
+        self._timer_wake = asyncio.Event()
+        self._sequence = itertools.count()
+        self._closing = False
+        self._failures: dict[Job, int] = {}
+        self._busy: set[asyncio.Task[None]] = set()
+
+    # Thread-safe: the log follower calls these from its thread.
+    def fan_out(self, event_id: UUID) -> None:
+        self._submit(("fan_out", event_id), None)
+
+    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
+        self._submit(("deliver", delivery_id), at)
+
+    def _submit(self, job: Job, at: datetime | None) -> None:
+        if self._loop is None:
+            raise RuntimeError("the queue is not running")
+        delay = (at - datetime.now(UTC)).total_seconds() if at else 0.0
+        self._loop.call_soon_threadsafe(self._put, job, delay)
+
+    @property
+    def depth(self) -> int:
+        return len(self._due)
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _put(self, job: Job, delay: float) -> None:
+        when = self._now() + max(delay, 0.0)
+        if job in self._running:
+            self._after_run[job] = min(self._after_run.get(job, when), when)
+            return
+        if job in self._due and self._due[job] <= when:
+            return
+        self._due[job] = when
+        if delay <= 0:
+            self._ready.put_nowait(job)
+        else:
+            heapq.heappush(self._heap, (when, next(self._sequence), job))
+            self._timer_wake.set()
+
+    async def _consume(self) -> None:
+        while not self._closing:
+            job = await self._ready.get()
+            if job not in self._due or self._due[job] > self._now():
+                continue  # superseded by a later submission that is still waiting on the heap
+            del self._due[job]
+            self._running.add(job)
+            task = asyncio.current_task()
+            assert task is not None
+            self._busy.add(task)
+            again: float | None = None
+            try:
+                again = await self.handler(*job)
+                self._failures.pop(job, None)
+            except Exception:
+                # The store may be failing (full, read-only): try again later, backing off.
+                failures = self._failures[job] = self._failures.get(job, 0) + 1
+                again = min(2.0**failures, MAX_BACKOFF)
+                log.exception("job failed; trying again", job=job[0], id=str(job[1]), in_seconds=again)
+            finally:
+                self._running.discard(job)
+                self._busy.discard(task)
+            rerun = self._after_run.pop(job, None)
+            if again is not None:
+                self._put(job, again)
+            if rerun is not None:
+                self._put(job, rerun - self._now())
+
+    async def _release_timers(self) -> None:
+        while True:
+            now = self._now()
+            while self._heap and self._heap[0][0] <= now:
+                when, _, job = heapq.heappop(self._heap)
+                if self._due.get(job) == when:  # else stale: the job was moved earlier or ran
+                    self._ready.put_nowait(job)
+            timeout = self._heap[0][0] - now if self._heap else None
+            self._timer_wake.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), timeout)
+
+    @asynccontextmanager
+    async def running(self, drain_seconds: float = 10.0) -> AsyncIterator[InProcessQueue]:
+        """Runs the queue; on exit, sends in flight get `drain_seconds` to finish (what does not is
+        taken up again from the store at the next start)."""
+        self._loop = asyncio.get_running_loop()
+        consumers = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
+        timers = asyncio.create_task(self._release_timers())
+        try:
+            yield self
+        finally:
+            timers.cancel()
+            self._closing = True
+            for task in consumers:
+                if task not in self._busy:
+                    task.cancel()
+            if self._busy:
+                await asyncio.wait(set(self._busy), timeout=drain_seconds)
+            for task in [*consumers, timers]:
+                task.cancel()
+            await asyncio.gather(*consumers, timers, return_exceptions=True)
+            self._loop = None
