@@ -50,6 +50,11 @@ def cap_response_body(raw: bytes) -> str:
     return raw[:MAX_RESPONSE_BODY].decode("utf-8", errors="replace")
 
 
+def due_key(at: datetime | None) -> int:
+    """A due time as whole milliseconds (0 for "now"): what names the job for one attempt."""
+    return int(at.timestamp() * 1000) if at else 0
+
+
 class Delivery(Aggregate):
     """One (event, webhook) pair; its id is derived from both, so a second fan-out cannot repeat it."""
 

@@ -5,6 +5,7 @@ a rate limit is shared by three workers, and docker-compose.yml's commands run a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import subprocess
@@ -21,8 +22,10 @@ from typing import Any
 import aiohttp
 import yaml  # type: ignore[import-untyped]
 from aiohttp import web
+from arq import create_pool
+from arq.connections import RedisSettings
 
-from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, webhook_input
+from tests.queries import CREATE_WEBHOOK, DELIVERIES, DELIVERY, PUBLISH, webhook_input
 from tests.support import (
     HOOKLINE,
     Received,
@@ -35,6 +38,7 @@ from tests.support import (
     server_env,
     wait_until,
 )
+from workers.arq_queue import DELIVER
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-passphrase-for-the-distributed-store"
@@ -587,3 +591,51 @@ def test_delivery_updates_on_a_second_gateway_show_what_the_workers_record(tmp_p
         finally:
             second.stop()
             first.stop()
+
+
+# -- a late copy of a job that already ran -----------------------------------------------------------
+
+
+def test_a_late_copy_of_a_job_that_already_ran_does_not_send_that_attempt_again(tmp_path: Path) -> None:
+    """The dispatcher and the sweeper may queue a delivery's job again after it ran (arq keeps no
+    trace of finished jobs); that copy must end, not wait for the next attempt and send it twice."""
+    receiver = Receiver()
+    receiver.respond = lambda _: (500, {}, "down")
+    schedule = "3,3"
+    with distributed(tmp_path, workers=1, HOOKLINE_RETRY_SCHEDULE=schedule) as server, receiver:
+        admin = server.key("acme", "admin")
+        create_webhook(server, admin, receiver.url + "/late")
+        publish(server, admin, 1)
+        first = receiver.wait_for(1, timeout=20)[0]
+        delivery_id = first.headers["webhook-id"]
+        retrying = wait_until(
+            lambda: (
+                (d := server.gql(admin, DELIVERY, {"id": delivery_id}).ok()["delivery"])["nextAttemptAt"]
+                and d
+            ),
+            timeout=10,
+        )
+        assert retrying["status"] == "RETRYING"
+
+        async def copies() -> None:  # what a lagging dispatcher would queue: the first attempt's job
+            redis = await create_pool(RedisSettings.from_dsn(server.env["HOOKLINE_REDIS_URL"]))
+            try:
+                for _ in range(3):
+                    await redis.enqueue_job(DELIVER, delivery_id, 0, _job_id=f"{DELIVER}:{delivery_id}:0")
+                    await asyncio.sleep(0.3)
+            finally:
+                await redis.aclose()
+
+        asyncio.run(copies())
+        attempts = len(schedule.split(",")) + 1
+        wait_until(
+            lambda: server.gql(admin, DELIVERY, {"id": delivery_id}).ok()["delivery"]["status"] == "FAILED",
+            timeout=30,
+        )
+        time.sleep(1.5)  # a doubled last attempt would arrive now
+        sent = [r for r in receiver.requests if r.headers["webhook-id"] == delivery_id]
+        gaps = [round(later.at - earlier.at, 2) for earlier, later in itertools.pairwise(sent)]
+        assert len(sent) == attempts, f"sends {gaps} s apart\n{logs(tmp_path)}"
+        assert min(gaps) > 1.5, f"sends {gaps} s apart: one attempt went twice\n{logs(tmp_path)}"
+        recorded = server.gql(admin, DELIVERY, {"id": delivery_id}).ok()["delivery"]["attempts"]
+        assert [a["statusCode"] for a in recorded] == [500] * attempts

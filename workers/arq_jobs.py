@@ -20,8 +20,8 @@ async def fan_out(ctx: dict[str, Any], event_id: str) -> int:
     return len(await ctx["jobs"].fan_out(UUID(event_id)))
 
 
-async def deliver(ctx: dict[str, Any], delivery_id: str) -> None:
-    wait = await ctx["jobs"].deliver(UUID(delivery_id))
+async def deliver(ctx: dict[str, Any], delivery_id: str, due: int | None = None) -> None:
+    wait = await ctx["jobs"].deliver(UUID(delivery_id), due)
     if wait is not None:
         raise Retry(defer=wait)
 

@@ -2,7 +2,9 @@
 
 Job ids are derived from what the job is for, so that the dispatcher, the sweeper and any number of
 gateways can submit the same job again and arq keeps one: `fan_out:<event>`, and
-`deliver:<delivery>:<due ms>` (a new attempt time is a new job).
+`deliver:<delivery>:<due ms>` (a new attempt time is a new job). A deliver job carries its due time:
+when the delivery has moved on to another one, the job is obsolete and ends without sending (the job
+for the current due time does the work), so a late resubmission never doubles a send.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from uuid import UUID
 import structlog
 from arq.connections import ArqRedis
 
+from domain.deliveries import due_key
+
 log = structlog.get_logger("hookline.queue")
 
 FAN_OUT = "fan_out"
@@ -28,7 +32,7 @@ def fan_out_job_id(event_id: UUID) -> str:
 
 
 def deliver_job_id(delivery_id: UUID, at: datetime | None) -> str:
-    return f"{DELIVER}:{delivery_id}:{int(at.timestamp() * 1000) if at else 0}"
+    return f"{DELIVER}:{delivery_id}:{due_key(at)}"
 
 
 class ArqQueue:
@@ -45,7 +49,11 @@ class ArqQueue:
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
         self._submit(
             self.redis.enqueue_job(
-                DELIVER, str(delivery_id), _job_id=deliver_job_id(delivery_id, at), _defer_until=at
+                DELIVER,
+                str(delivery_id),
+                due_key(at),
+                _job_id=deliver_job_id(delivery_id, at),
+                _defer_until=at,
             )
         )
 

@@ -42,14 +42,16 @@ class Jobs:
     async def fan_out(self, event_id: UUID) -> list[UUID]:
         return await self._fan_outs.submit(event_id)
 
-    async def deliver(self, delivery_id: UUID) -> float | None:
-        """Makes the delivery's next attempt; returns seconds to wait when it may not go yet."""
+    async def deliver(self, delivery_id: UUID, due: int | None = None) -> float | None:
+        """Makes the delivery's next attempt; returns seconds to wait when it may not go yet.
+
+        `due` (see `due_key`) is the attempt time the job was queued for, if it names one."""
         busy = {w for w, n in self._in_flight.items() if n >= self.per_webhook}
         if busy:  # cheaply, before loading everything: is this delivery for a busy webhook?
             known = (await asyncio.to_thread(self.app.read.states, [delivery_id])).get(delivery_id)
             if isinstance(known, Delivery) and known.webhook_id in busy:
                 return BUSY_WAIT
-        prepared = await asyncio.to_thread(self.app.prepare_delivery, delivery_id)
+        prepared = await asyncio.to_thread(self.app.prepare_delivery, delivery_id, due)
         if prepared is None:
             return None
         if isinstance(prepared, datetime):  # not due yet (an early or repeated job)

@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.credentials import Credential
-from domain.deliveries import Attempt, Delivery, DeliveryStatus
+from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
 from domain.errors import Conflict, InvalidInput, NotFound, Problem
 from domain.events import MAX_BATCH, Event, Publication, check_publication
 from domain.requests import build_request
@@ -133,10 +133,17 @@ class DeliveryCommands(HooklineBase):
         event.fan_out([d.webhook_id for d in deliveries])
         return event, deliveries
 
-    def prepare_delivery(self, delivery_id: UUID) -> PreparedDelivery | datetime | None:
-        """The request to send next for a delivery; the time it is due, when that is later; or None."""
+    def prepare_delivery(
+        self, delivery_id: UUID, due: int | None = None
+    ) -> PreparedDelivery | datetime | None:
+        """The request to send next for a delivery; the time it is due, when that is later; or None.
+
+        A job queued for another due time than the delivery's current one (`due_key`) is obsolete:
+        None, so that a late copy of a job that already ran never sends that attempt again."""
         delivery = self._get(Delivery, delivery_id)
         if delivery is None or delivery.finished:
+            return None
+        if due is not None and due != due_key(delivery.next_attempt_at):
             return None
         now = self.clock()
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY:
