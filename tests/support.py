@@ -275,6 +275,8 @@ def private_redis(directory: Path) -> Iterator[str]:
             "no",
             "--dir",
             str(directory),
+            "--databases",  # the default 16 is fewer than the servers a session holds at once
+            str(REDIS_DATABASES),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
