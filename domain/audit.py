@@ -63,6 +63,16 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def named_owner(domain_event: object) -> UUID | None:
+    """The organisation an event names as its owner: an organisation's creation names itself, other
+    creation events carry `organization_id`; later events name none (their aggregate's owner holds)."""
+    if type(domain_event).__qualname__ == "Organization.Created":
+        aggregate_id: UUID = getattr(domain_event, "originator_id")  # noqa: B009
+        return aggregate_id
+    named = getattr(domain_event, "organization_id", None)
+    return named if isinstance(named, UUID) else None
+
+
 def record_of(position: int, organization_id: UUID, domain_event: object) -> dict[str, Any]:
     """The audit record of one stored domain event (without its hashes)."""
     attributes = vars(domain_event)

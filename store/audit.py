@@ -15,7 +15,7 @@ import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Cipher, Mapper
 
-from domain.audit import GENESIS, Verification, chain_hash, record_of
+from domain.audit import GENESIS, Verification, chain_hash, named_owner, record_of
 from store.sql import Database
 
 SCHEMA = [
@@ -102,10 +102,8 @@ class AuditTrail:
     def owner(self, c: Any, domain_event: DomainEventProtocol[UUID]) -> UUID | None:
         """The organisation an event belongs to: named by creation events, remembered for the rest."""
         aggregate_id = domain_event.originator_id
-        named = getattr(domain_event, "organization_id", None)
-        if type(domain_event).__qualname__ == "Organization.Created":
-            named = aggregate_id
-        if isinstance(named, UUID):
+        named = named_owner(domain_event)
+        if named is not None:
             if aggregate_id not in self.owners:
                 self._owner_rows[aggregate_id] = named
                 self._remember(aggregate_id, named)
@@ -245,11 +243,10 @@ class AuditTrail:
 
 
 def _owner_of(domain_event: object, owners: dict[UUID, UUID]) -> UUID | None:
+    """As `AuditTrail.owner`, from the owners met so far in a verification pass."""
     aggregate_id: UUID = getattr(domain_event, "originator_id")  # noqa: B009
-    named = getattr(domain_event, "organization_id", None)
-    if type(domain_event).__qualname__ == "Organization.Created":
-        named = aggregate_id
-    if isinstance(named, UUID):
+    named = named_owner(domain_event)
+    if named is not None:
         owners[aggregate_id] = named
         return named
     return owners.get(aggregate_id)
