@@ -11,7 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.audit import Verification
-from domain.catalogue import EventTypeSpec
+from domain.catalogue import BUILT_IN, EventTypeSpec
 from domain.credentials import Credential as DomainCredential
 from domain.deliveries import Attempt as DomainAttempt
 from domain.deliveries import Delivery as DomainDelivery
@@ -263,6 +263,9 @@ class EventType:
     description: str | None
     variables: list[str]
     sample_payload: JSON | None
+    built_in: bool = strawberry.field(
+        description="Part of Hookline's catalogue (true) or defined by the organisation (false)."
+    )
 
     @classmethod
     def from_domain(cls, spec: EventTypeSpec) -> EventType:
@@ -271,6 +274,7 @@ class EventType:
             description=spec.description,
             variables=list(spec.variables),
             sample_payload=cast(JSON, spec.sample_payload),
+            built_in=BUILT_IN.get(spec.name) is spec,
         )
 
 

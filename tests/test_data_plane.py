@@ -26,10 +26,10 @@ CREATE_CREDENTIAL = """
 mutation($input: CreateCredentialInput!) { createCredential(input: $input) { id name kind maskedSecret } }
 """
 CREDENTIALS = "query { credentials { id name kind maskedSecret } }"
-EVENT_TYPES = "query { eventTypes { name description variables samplePayload } }"
+EVENT_TYPES = "query { eventTypes { name description variables samplePayload builtIn } }"
 DEFINE_EVENT_TYPE = """
 mutation($input: DefineEventTypeInput!) {
-  defineEventType(input: $input) { name description variables samplePayload }
+  defineEventType(input: $input) { name description variables samplePayload builtIn }
 }
 """
 SEND_TEST = """
@@ -806,7 +806,7 @@ def test_every_built_in_type_is_listed_with_its_variables_and_sample(open_server
 
     catalogue = event_types(open_server, publisher)
 
-    assert set(BUILT_IN_TYPES) <= set(catalogue)
+    assert {name for name, t in catalogue.items() if t["builtIn"]} == set(BUILT_IN_TYPES)
     for name in BUILT_IN_TYPES:
         assert set(catalogue[name]["variables"]) >= ENVELOPE, name
         assert isinstance(catalogue[name]["samplePayload"], dict), name
@@ -852,6 +852,7 @@ def test_a_defined_type_declares_its_sample_paths_and_a_second_definition_replac
     assert defined["name"] == name
     assert defined["description"] == "Disk filling up"
     assert defined["samplePayload"] == first_sample
+    assert defined["builtIn"] is False
     assert set(defined["variables"]) == ENVELOPE | paths
     assert event_types(open_server, publisher)[name] == defined
 

@@ -123,8 +123,8 @@ function credentialForm(ctx) {
 export async function eventTypesView(body, ctx) {
   const types = await eventTypes();
   if (!ctx.current()) return;
-  const own = types.filter((t) => !BUILT_IN.has(t.name));
-  const builtIn = types.filter((t) => BUILT_IN.has(t.name));
+  const own = types.filter((t) => !t.builtIn);
+  const builtIn = types.filter((t) => t.builtIn);
   replace(
     body,
     h("div", { class: "page-head" }, h("h1", {}, "Event types")),
@@ -151,24 +151,6 @@ export async function eventTypesView(body, ctx) {
     ),
   );
 }
-
-// The contract's built-in catalogue; `eventTypes` lists it first, then the organisation's own types.
-const BUILT_IN = new Set([
-  "alert.activated",
-  "microservice.executed",
-  "object.created",
-  "object.modified",
-  "object.deleted",
-  "operation.executed",
-  "operation.executed_in_workspace",
-  "ticket.created",
-  "ticket.updated",
-  "ticket.deleted",
-  "rule.violation",
-  "reserved_instance.surplus",
-  "reserved_instance.deficit",
-  "alert.sent",
-]);
 
 function typeList(types) {
   return h(

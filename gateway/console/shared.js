@@ -26,7 +26,7 @@ export function forget(name) {
 /** The catalogue: built-in types first, then the organisation's own; `builtIn` is set on each. */
 export const eventTypes = () =>
   cached("eventTypes", async () => {
-    const data = await gql("{ eventTypes { name description variables samplePayload } }");
+    const data = await gql("{ eventTypes { name description variables samplePayload builtIn } }");
     return data.eventTypes;
   });
 
