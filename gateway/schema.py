@@ -10,6 +10,7 @@ from typing import Annotated
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -328,6 +329,14 @@ class HooklineSchema(strawberry.Schema):
         """Logged in `ErrorCodes` when unexpected; expected ones are answers, not incidents."""
 
 
+# The limits' validation rules, made once: the validation cache is keyed by the rules too, so rule
+# classes made anew for each request (as the limiter extensions do) would never hit it.
+LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+
+
 def build_schema() -> strawberry.Schema:
     # Factories, so that every request gets extensions of its own.
     return HooklineSchema(
@@ -335,8 +344,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: AddValidationRules(LIMIT_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             # Clients send the same few documents again and again: validate each once.
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
