@@ -274,7 +274,7 @@ class EventType:
             description=spec.description,
             variables=list(spec.variables),
             sample_payload=cast(JSON, spec.sample_payload),
-            built_in=BUILT_IN.get(spec.name) is spec,
+            built_in=spec.name in BUILT_IN,  # organisations cannot define a built-in name
         )
 
 
