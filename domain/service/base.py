@@ -96,12 +96,21 @@ class HooklineBase(Application[UUID]):
     def _current(self, cls: type[A], aggregate_id: UUID) -> A | None:
         """An aggregate as the read model holds it (fast; possibly a moment behind the store), to
         change and save: a stale one only loses the race on its version. Falls back to the store."""
-        known = self.read.states([aggregate_id]).get(aggregate_id)
-        if not isinstance(known, cls):
-            return self._get(cls, aggregate_id)
-        detached = copy.copy(known)  # the read model's object stays as it is
-        detached.__dict__["_pending_events"] = []
-        return detached
+        return self._current_many(cls, [aggregate_id]).get(aggregate_id)
+
+    def _current_many(self, cls: type[A], aggregate_ids: Sequence[UUID]) -> dict[UUID, A]:
+        """`_current` for several aggregates, read from the read model at once."""
+        known = self.read.states(aggregate_ids)
+        found: dict[UUID, A] = {}
+        for aggregate_id in aggregate_ids:
+            state = known.get(aggregate_id)
+            if isinstance(state, cls):
+                detached = copy.copy(state)  # the read model's object stays as it is
+                detached.__dict__["_pending_events"] = []
+                found[aggregate_id] = detached
+            elif (stored := self._get(cls, aggregate_id)) is not None:
+                found[aggregate_id] = stored
+        return found
 
     def _save_and_catch_up(self, *aggregates: Aggregate | None) -> None:
         self.save(*aggregates)

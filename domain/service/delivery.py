@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -89,8 +90,9 @@ class DeliveryCommands(HooklineBase):
         that already exists (a replay made it first) is kept and not made again.
         """
         for _ in range(RECORD_TRIES):
-            event, deliveries = self._plan_fan_out(event_id, from_store=True)
-            if event is None:
+            event = self._get(Event, event_id)
+            deliveries = self._plan_fan_out(event, self.read.subscribed_webhooks)
+            if event is None or deliveries is None:
                 return []
             deliveries = [d for d in deliveries if self._get(Delivery, d.id) is None]
             try:
@@ -101,24 +103,33 @@ class DeliveryCommands(HooklineBase):
         return []
 
     def fan_out_many(self, event_ids: Sequence[UUID]) -> list[list[UUID]]:
-        """Fans several events out in one transaction (one by one if any of them raced another)."""
-        planned = [self._plan_fan_out(event_id) for event_id in event_ids]
-        aggregates = [a for event, deliveries in planned if event for a in (event, *deliveries)]
+        """Fans several events out in one transaction (one by one if any of them raced another).
+
+        The events are read together, and an organisation's subscribers to a type once per batch."""
+        events = self._current_many(Event, event_ids)
+        subscribed = functools.cache(self.read.subscribed_webhooks)
+        planned = {i: self._plan_fan_out(events.get(i), subscribed) for i in dict.fromkeys(event_ids)}
+        aggregates = [
+            aggregate
+            for event_id, deliveries in planned.items()
+            if deliveries is not None
+            for aggregate in (events[event_id], *deliveries)
+        ]
         try:
             self.save(*aggregates)
         except IntegrityError:  # one of them raced another writer: each on its own, from the store
             return [self.fan_out(event_id) for event_id in event_ids]
-        return [[d.id for d in deliveries] for _, deliveries in planned]
+        return [[d.id for d in planned[event_id] or []] for event_id in event_ids]
 
     def _plan_fan_out(
-        self, event_id: UUID, *, from_store: bool = False
-    ) -> tuple[Event | None, list[Delivery]]:
-        event = self._get(Event, event_id) if from_store else self._current(Event, event_id)
+        self, event: Event | None, subscribed: Callable[[UUID, str], list[Webhook]]
+    ) -> list[Delivery] | None:
+        """The deliveries of an event not fanned out yet, which is marked fanned out; else None."""
         if event is None or event.fanned_out:
-            return None, []
+            return None
         webhooks = [
             webhook
-            for webhook in self.read.subscribed_webhooks(event.organization_id, event.type)
+            for webhook in subscribed(event.organization_id, event.type)
             if compiled_filters(webhook.spec).matches(event.payload)
         ]
         deliveries = [
@@ -131,7 +142,7 @@ class DeliveryCommands(HooklineBase):
             for webhook in webhooks
         ]
         event.fan_out([d.webhook_id for d in deliveries])
-        return event, deliveries
+        return deliveries
 
     def prepare_delivery(
         self, delivery_id: UUID, due: int | None = None
@@ -150,11 +161,18 @@ class DeliveryCommands(HooklineBase):
             return delivery.next_attempt_at
         # The delivery comes from the store itself (its version guards against a second send); the
         # rest, which only needs to be recent, from the read model.
-        webhook = self._current(Webhook, delivery.webhook_id)
-        event = self._current(Event, delivery.event_id)
-        if webhook is None or event is None or webhook.deleted or not webhook.active:
+        found = self._current_many(Aggregate, [delivery.webhook_id, delivery.event_id])  # one read
+        webhook, event = found.get(delivery.webhook_id), found.get(delivery.event_id)
+        if (
+            not isinstance(webhook, Webhook)
+            or not isinstance(event, Event)
+            or webhook.deleted
+            or not webhook.active
+        ):
             delivery.abandon(
-                "the webhook was deleted" if webhook is None or webhook.deleted else "the webhook is inactive"
+                "the webhook was deleted"
+                if not isinstance(webhook, Webhook) or webhook.deleted
+                else "the webhook is inactive"
             )
             with suppress(IntegrityError):
                 self.save(delivery)
