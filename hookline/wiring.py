@@ -248,7 +248,6 @@ async def embedded_queue(
     app: Hookline, settings: Settings, sender: Sender, metrics: Metrics
 ) -> AsyncIterator[Dispatcher]:
     """The in-process queue that fans out and delivers inside `serve`."""
-    jobs = Jobs(app, sender.send, LocalRateLimiter())
 
     async def handle(kind: str, item: UUID) -> float | None:
         if kind == "fan_out":
@@ -257,6 +256,7 @@ async def embedded_queue(
         return await jobs.deliver(item)
 
     queue = InProcessQueue(handle, concurrency=settings.delivery_concurrency)
+    jobs = Jobs(app, sender.send, LocalRateLimiter(), requeue=queue.deliver)
     views = app.views
     assert isinstance(views, SQLViews)
     metrics.queue_depth.set_function(lambda: queue.depth)

@@ -243,6 +243,9 @@ class SQLViews(ReadModelQueries):
         for listener in self.listeners:
             listener(batch)
 
+    def held(self, aggregate_id: UUID) -> Aggregate | None:
+        return self.cache.get(aggregate_id)
+
     def states(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
         """The projected states of some aggregates as they stand now (cached ones first)."""
         found: dict[UUID, Aggregate] = {}

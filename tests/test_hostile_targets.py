@@ -7,6 +7,7 @@ every attempt (connect and total timeouts, a 4 KiB read); meanwhile other webhoo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 import time
@@ -184,6 +185,7 @@ class Visit:
     arrived: float
     closed: float | None = None  # when the client went away
     written: int = 0  # bytes of the answer that got out
+    answered: float | None = None  # /slow: when its answer started to go out
 
 
 @dataclass
@@ -196,6 +198,7 @@ class HostileTarget:
     /drip          200 headers, then one byte of body a second
     /drip-headers  the status line and headers, one byte a second
     /redirect      302 to /landed;  /landed  200
+    /slow          200 after SLOW seconds
     """
 
     port: int = field(default_factory=free_port)
@@ -325,12 +328,19 @@ class HostileTarget:
         )
         await self._write(writer, visit, answer.encode())
 
+    async def _slow(self, writer: asyncio.StreamWriter, visit: Visit, gone: asyncio.Future[bytes]) -> None:
+        await asyncio.sleep(SLOW)
+        visit.answered = time.monotonic()  # before the client can have the answer and send again
+        await self._landed(writer, visit, gone)
+
     async def _landed(self, writer: asyncio.StreamWriter, visit: Visit, gone: asyncio.Future[bytes]) -> None:
         await self._write(
             writer, visit, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         )
 
 
+SLOW = 0.2
+SWEEP_SECONDS = 5.0  # HOOKLINE_SWEEP_SECONDS's default, which quick_server keeps
 CUT_OFF_PATHS = ["huge", "huge-chunked", "hang", "drip", "drip-headers"]  # the sender must cut these off
 HOSTILE_PATHS = [*CUT_OFF_PATHS, "redirect"]
 
@@ -485,3 +495,33 @@ def test_many_deliveries_to_a_hanging_target_do_not_hold_up_another_webhook(
         latencies = measure_fast_deliveries(quick_server, org, receiver, 3)
 
     assert_not_delayed(baseline, latencies)
+
+
+def test_a_slow_target_gets_one_webhooks_share_of_sends_at_once_and_every_delivery_once(
+    quick_server: Server,
+) -> None:
+    """80 deliveries to a target that answers after 0.2 s: at most PER_WEBHOOK sends are in flight per
+    process (embedded: exactly that many, the others waiting off the queue for a send to end), and
+    every delivery arrives once."""
+    org = new_org(quick_server)
+    count = 80
+    with HostileTarget() as hostile:
+        create_webhook(quick_server, org, f"{hostile.url}/slow", "hostile.slow")
+        publish(quick_server, org, "hostile.slow", count)
+        wait_until(lambda: sum(v.answered is not None for v in hostile.visits) >= count, timeout=60)
+        time.sleep(1.0)  # a delivery sent twice would arrive now
+        visits = list(hostile.visits)
+    assert len(visits) == count
+    edges = sorted(
+        [(v.arrived, 1) for v in visits] + [(v.answered, -1) for v in visits if v.answered is not None]
+    )
+    peak = max(itertools.accumulate(change for _, change in edges))
+    processes = max(quick_server.workers, 1)
+    assert peak <= PER_WEBHOOK * processes, f"{peak} sends at once to one webhook"
+    if processes == 1:
+        assert peak == PER_WEBHOOK, f"only {peak} sends at once: deliveries waited for nothing"
+        # Taken up as sends end (about 1 s in all), not left for the sweep of the store every 5 s.
+        span = max(v.answered or 0.0 for v in visits) - min(v.arrived for v in visits)
+        assert span < SWEEP_SECONDS, (
+            f"{count} deliveries took {span:.1f} s: waiting ones were left for the sweep"
+        )

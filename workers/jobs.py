@@ -6,7 +6,7 @@ Their writes go through batchers, so that many jobs running at once share few tr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -23,19 +23,29 @@ log = structlog.get_logger("hookline.jobs")
 
 # Sends in flight to one webhook at once, per process: a target that hangs holds at most this many
 # of the process's slots, and the other webhooks' deliveries keep flowing.
-PER_WEBHOOK = 8
-BUSY_WAIT = 0.5
+PER_WEBHOOK = 16
+BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
 
 
 class Jobs:
+    """`requeue`, when given, queues a delivery again at once (the in-process queue): a job for a busy
+    webhook then waits, off the queue, for one of that webhook's sends to end, instead of polling."""
+
     def __init__(
-        self, app: Hookline, send: Send, limiter: RateLimiter, per_webhook: int = PER_WEBHOOK
+        self,
+        app: Hookline,
+        send: Send,
+        limiter: RateLimiter,
+        per_webhook: int = PER_WEBHOOK,
+        requeue: Callable[[UUID], None] | None = None,
     ) -> None:
         self.app = app
         self.send = send
         self.limiter = limiter
         self.per_webhook = per_webhook
+        self.requeue = requeue
         self._in_flight: dict[UUID, int] = {}
+        self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(app.fan_out_many)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
 
@@ -45,31 +55,32 @@ class Jobs:
     async def deliver(self, delivery_id: UUID, due: int | None = None) -> float | None:
         """Makes the delivery's next attempt; returns seconds to wait when it may not go yet.
 
-        `due` (see `due_key`) is the attempt time the job was queued for, if it names one."""
-        busy = {w for w, n in self._in_flight.items() if n >= self.per_webhook}
-        if busy:  # cheaply, before loading everything: is this delivery for a busy webhook?
-            known = (await asyncio.to_thread(self.app.read.states, [delivery_id])).get(delivery_id)
-            if isinstance(known, Delivery) and known.webhook_id in busy:
-                return BUSY_WAIT
-        prepared = await asyncio.to_thread(self.app.prepare_delivery, delivery_id, due)
-        if prepared is None:
-            return None
-        if isinstance(prepared, datetime):  # not due yet (an early or repeated job)
-            return max((prepared - self.app.clock()).total_seconds(), 0.0)
-        if prepared.rate_limit_per_second is not None:
-            wait = await self.limiter.acquire(prepared.webhook_id, prepared.rate_limit_per_second)
-            if wait > 0:
-                return wait
-        webhook_id = prepared.webhook_id
-        if self._in_flight.get(webhook_id, 0) >= self.per_webhook:
-            return BUSY_WAIT
-        self._in_flight[webhook_id] = self._in_flight.get(webhook_id, 0) + 1
+        `due` (see `due_key`) is the attempt time the job was queued for, if it names one. A slot of
+        the delivery's webhook is taken before the (costly) preparation when the read model knows the
+        webhook, else just before the send."""
+        slot = await self._webhook_of(delivery_id)
+        if slot is not None:
+            if self._full(slot):
+                return self._wait_for_slot(slot, delivery_id)
+            self._take(slot)
         try:
+            prepared = await asyncio.to_thread(self.app.prepare_delivery, delivery_id, due)
+            if prepared is None:
+                return None
+            if isinstance(prepared, datetime):  # not due yet (an early or repeated job)
+                return max((prepared - self.app.clock()).total_seconds(), 0.0)
+            if prepared.rate_limit_per_second is not None:
+                wait = await self.limiter.acquire(prepared.webhook_id, prepared.rate_limit_per_second)
+                if wait > 0:
+                    return wait
+            if slot is None:
+                if self._full(prepared.webhook_id):
+                    return self._wait_for_slot(prepared.webhook_id, delivery_id)
+                slot = self._take(prepared.webhook_id)
             attempt = await self.send(prepared.request, prepared.delivery.next_attempt_number)
         finally:
-            left = self._in_flight.pop(webhook_id) - 1
-            if left:
-                self._in_flight[webhook_id] = left
+            if slot is not None:
+                self._give_back(slot)
         await self._records.submit((prepared.delivery, attempt))
         log.debug(
             "attempt recorded",
@@ -80,6 +91,42 @@ class Jobs:
             duration_ms=attempt.duration_ms,
         )
         return None
+
+    async def _webhook_of(self, delivery_id: UUID) -> UUID | None:
+        """The delivery's webhook as the read model has it: from memory, or, when some webhook is
+        busy (it matters then), read; None when unknown."""
+        known = self.app.read.held(delivery_id)
+        if known is None and any(self._full(w) for w in self._in_flight):
+            known = (await asyncio.to_thread(self.app.read.states, [delivery_id])).get(delivery_id)
+        return known.webhook_id if isinstance(known, Delivery) else None
+
+    def _full(self, webhook_id: UUID) -> bool:
+        return self._in_flight.get(webhook_id, 0) >= self.per_webhook
+
+    def _take(self, webhook_id: UUID) -> UUID:
+        self._in_flight[webhook_id] = self._in_flight.get(webhook_id, 0) + 1
+        return webhook_id
+
+    def _give_back(self, webhook_id: UUID) -> None:
+        """Frees a slot, and queues the webhook's longest-waiting delivery again to take it."""
+        left = self._in_flight.pop(webhook_id) - 1
+        if left:
+            self._in_flight[webhook_id] = left
+        waiting = self._waiting.get(webhook_id)
+        if waiting and self.requeue is not None:
+            delivery_id = next(iter(waiting))
+            del waiting[delivery_id]
+            if not waiting:
+                del self._waiting[webhook_id]
+            self.requeue(delivery_id)
+
+    def _wait_for_slot(self, webhook_id: UUID, delivery_id: UUID) -> float | None:
+        if self.requeue is None:
+            return BUSY_WAIT
+        if not self._full(webhook_id):
+            return 0.0  # a slot freed meanwhile (the check awaited a read): go again now
+        self._waiting.setdefault(webhook_id, {})[delivery_id] = None
+        return None  # queued again when a slot frees (`_give_back`); lost only with the process
 
     def _record_all(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> list[None]:
         self.app.record_attempts(attempts)
