@@ -173,11 +173,14 @@ class SQLViews(ReadModelQueries):
     # -- following the log ----------------------------------------------------------------------
 
     def catch_up(self) -> None:
-        """Apply everything recorded so far, then tell this process's listeners about it."""
+        """Apply everything recorded so far, telling this process's listeners batch by batch (a long
+        backlog is never held in memory at once)."""
         with self.lock:
-            while self._pull() == BATCH:
-                pass
-            self._observe()
+            while True:
+                pulled = self._pull()
+                self._observe()
+                if pulled < BATCH:
+                    break
 
     def _pull(self) -> int:
         """Apply the next batch of notifications; returns how many there were."""
