@@ -10,14 +10,15 @@ for the current due time does the work), so a late resubmission never doubles a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from concurrent.futures import Future
+import threading
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import structlog
 from arq.connections import ArqRedis
+from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
 
 from domain.deliveries import due_key
 
@@ -25,6 +26,20 @@ log = structlog.get_logger("hookline.queue")
 
 FAN_OUT = "fan_out"
 DELIVER = "deliver"
+FLUSH_LIMIT = 500  # jobs per round trip
+
+# arq's enqueue_job, for many jobs in one round trip: a job whose id is queued or has a result is kept
+# as it is (the same rule, applied atomically, as arq's WATCH / MULTI).
+ENQUEUE = f"""
+for i = 1, #ARGV, 4 do
+  local id = ARGV[i]
+  if redis.call('EXISTS', '{job_key_prefix}' .. id, '{result_key_prefix}' .. id) == 0 then
+    redis.call('PSETEX', '{job_key_prefix}' .. id, ARGV[i + 2], ARGV[i + 3])
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], id)
+  end
+end
+return 0
+"""
 
 
 def fan_out_job_id(event_id: UUID) -> str:
@@ -36,36 +51,48 @@ def deliver_job_id(delivery_id: UUID, at: datetime | None) -> str:
 
 
 class ArqQueue:
-    """Submits jobs from any thread; a submission that fails (Redis down) is logged and left to the
-    sweeper, which re-reads the store."""
+    """Submits jobs from any thread, gathered into one round trip to Redis per turn of the event loop;
+    a submission that fails (Redis down) is logged and left to the sweeper, which re-reads the store."""
 
     def __init__(self, redis: ArqRedis, loop: asyncio.AbstractEventLoop) -> None:
         self.redis = redis
         self.loop = loop
+        self._enqueue = redis.register_script(ENQUEUE)
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, int, int, bytes]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
 
     def fan_out(self, event_id: UUID) -> None:
-        self._submit(self.redis.enqueue_job(FAN_OUT, str(event_id), _job_id=fan_out_job_id(event_id)))
+        self._add(fan_out_job_id(event_id), FAN_OUT, (str(event_id),), None)
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        self._submit(
-            self.redis.enqueue_job(
-                DELIVER,
-                str(delivery_id),
-                due_key(at),
-                _job_id=deliver_job_id(delivery_id, at),
-                _defer_until=at,
-            )
-        )
+        self._add(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
 
-    def _submit(self, enqueue: Coroutine[Any, Any, Any]) -> None:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(enqueue, self.loop)
-        future.add_done_callback(_log_failure)
+    def _add(self, job_id: str, function: str, args: tuple[object, ...], at: datetime | None) -> None:
+        now = timestamp_ms()
+        score = to_unix_ms(at) if at is not None else now
+        job = serialize_job(function, args, {}, None, now, serializer=self.redis.job_serializer)
+        with self._lock:
+            self._pending.append((job_id, score, score - now + self.redis.expires_extra_ms, job))
+            first = len(self._pending) == 1
+        if first:
+            self.loop.call_soon_threadsafe(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        task = self.loop.create_task(self._flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for start in range(0, len(pending), FLUSH_LIMIT):
+            args = [value for job in pending[start : start + FLUSH_LIMIT] for value in job]
+            try:
+                await self._enqueue(keys=[default_queue_name], args=args)
+            except Exception as error:  # Redis down or refusing: the store still has it all
+                log.warning("could not queue jobs; the sweeper will queue them again", error=str(error))
+                return
 
     async def depth(self) -> int:
-        return int(await self.redis.zcard("arq:queue"))
-
-
-def _log_failure(future: Future[Any]) -> None:
-    error = future.exception()
-    if error is not None:
-        log.warning("could not queue a job; the sweeper will queue it again", error=str(error))
+        return int(await self.redis.zcard(default_queue_name))
