@@ -190,17 +190,18 @@ class AuditTrail:
                 yield self.entry(row)
             position = rows[-1][3]
 
-    def verify(self, transaction: Any, select: Any, organization_id: UUID) -> Verification:
+    def verify(self, transaction: Any, select: Any, organization_id: UUID, until: int) -> Verification:
         """Recomputes the organisation's chain from the stored events and compares it with the trail.
 
-        `select(start, limit)` reads stored notifications; an event that was changed, removed or
+        `select(start, limit)` reads stored notifications up to position `until`, and the trail is read
+        up to it too (the follower may write further meanwhile); an event that was changed, removed or
         added, and a trail row that was changed, all break the chain at their position.
         """
         previous = GENESIS
         checked = 0
         owners: dict[UUID, UUID] = {}
         start = 0
-        trail = self._trail_positions(transaction, organization_id)
+        trail = self._trail_positions(transaction, organization_id, until)
         unmatched = deque(sorted(trail))  # trail positions in order; the head is the next expected
         missing = "recorded event is missing from the store"
         while True:
@@ -233,11 +234,14 @@ class AuditTrail:
             return Verification(False, checked, unmatched[0], missing)
         return Verification(True, checked)
 
-    def _trail_positions(self, transaction: Any, organization_id: UUID) -> dict[int, tuple[str, str]]:
+    def _trail_positions(
+        self, transaction: Any, organization_id: UUID, until: int
+    ) -> dict[int, tuple[str, str]]:
         with transaction() as c:
             c.execute(
-                "SELECT position, hash, previous_hash FROM hl_audit WHERE organization_id = ?",
-                (organization_id.hex,),
+                "SELECT position, hash, previous_hash FROM hl_audit"
+                " WHERE organization_id = ? AND position <= ?",
+                (organization_id.hex, until),
             )
             return {row[0]: (row[1], row[2]) for row in c.fetchall()}
 

@@ -289,7 +289,7 @@ class ReadModelQueries:
                 start=start, limit=limit, stop=until, inclusive_of_start=False
             )
 
-        return self.audit.verify(self._reading, select, organization_id)
+        return self.audit.verify(self._reading, select, organization_id, until)
 
     def export_audit(self, organization_id: UUID | None) -> Iterator[dict[str, Any]]:
         return self.audit.export(self._reading, organization_id)
