@@ -15,6 +15,7 @@ import structlog
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
 from domain.requests import Send
+from domain.service.base import PreparedDelivery
 from workers.batching import Batcher
 from workers.ratelimit import RateLimiter
 
@@ -24,6 +25,7 @@ log = structlog.get_logger("hookline.jobs")
 # Sends in flight to one webhook at once, per process: a target that hangs holds at most this many
 # of the process's slots, and the other webhooks' deliveries keep flowing.
 PER_WEBHOOK = 16
+Prepared = PreparedDelivery | datetime | None
 BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
 
 
@@ -48,6 +50,7 @@ class Jobs:
         self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(app.fan_out_many)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
+        self._prepares: Batcher[tuple[UUID, int | None], Prepared | Exception] = Batcher(self._prepare_all)
 
     async def fan_out(self, event_id: UUID) -> list[UUID]:
         return await self._fan_outs.submit(event_id)
@@ -64,7 +67,9 @@ class Jobs:
                 return self._wait_for_slot(slot, delivery_id)
             self._take(slot)
         try:
-            prepared = await asyncio.to_thread(self.app.prepare_delivery, delivery_id, due)
+            prepared = await self._prepares.submit((delivery_id, due))
+            if isinstance(prepared, Exception):
+                raise prepared
             if prepared is None:
                 return None
             if isinstance(prepared, datetime):  # not due yet (an early or repeated job)
@@ -127,6 +132,18 @@ class Jobs:
             return 0.0  # a slot freed meanwhile (the check awaited a read): go again now
         self._waiting.setdefault(webhook_id, {})[delivery_id] = None
         return None  # queued again when a slot frees (`_give_back`); lost only with the process
+
+    def _prepare_all(self, jobs: Sequence[tuple[UUID, int | None]]) -> Sequence[Prepared | Exception]:
+        try:
+            return self.app.prepare_deliveries(jobs)
+        except Exception:  # one of them cannot be prepared: each on its own, so only its job fails
+            return [self._prepare_one(delivery_id, due) for delivery_id, due in jobs]
+
+    def _prepare_one(self, delivery_id: UUID, due: int | None) -> Prepared | Exception:
+        try:
+            return self.app.prepare_delivery(delivery_id, due)
+        except Exception as error:
+            return error
 
     def _record_all(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> list[None]:
         self.app.record_attempts(attempts)

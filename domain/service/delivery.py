@@ -151,17 +151,35 @@ class DeliveryCommands(HooklineBase):
 
         A job queued for another due time than the delivery's current one (`due_key`) is obsolete:
         None, so that a late copy of a job that already ran never sends that attempt again."""
-        delivery = self._get(Delivery, delivery_id)
+        return self.prepare_deliveries([(delivery_id, due)])[0]
+
+    def prepare_deliveries(
+        self, jobs: Sequence[tuple[UUID, int | None]]
+    ) -> list[PreparedDelivery | datetime | None]:
+        """`prepare_delivery` for several (delivery, due) jobs: their webhooks and events are read
+        from the read model at once."""
+        now = self.clock()
+        # The deliveries come from the store itself (their versions guard against a second send);
+        # the rest, which only needs to be recent, from the read model.
+        deliveries = [self._get(Delivery, delivery_id) for delivery_id, _ in jobs]
+        going = [delivery for delivery in deliveries if delivery is not None and not delivery.finished]
+        found = self._current_many(
+            Aggregate, list(dict.fromkeys(i for d in going for i in (d.webhook_id, d.event_id)))
+        )
+        return [
+            self._prepare(delivery, due, found, now)
+            for delivery, (_, due) in zip(deliveries, jobs, strict=True)
+        ]
+
+    def _prepare(
+        self, delivery: Delivery | None, due: int | None, found: dict[UUID, Aggregate], now: datetime
+    ) -> PreparedDelivery | datetime | None:
         if delivery is None or delivery.finished:
             return None
         if due is not None and due != due_key(delivery.next_attempt_at):
             return None
-        now = self.clock()
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY:
             return delivery.next_attempt_at
-        # The delivery comes from the store itself (its version guards against a second send); the
-        # rest, which only needs to be recent, from the read model.
-        found = self._current_many(Aggregate, [delivery.webhook_id, delivery.event_id])  # one read
         webhook, event = found.get(delivery.webhook_id), found.get(delivery.event_id)
         if (
             not isinstance(webhook, Webhook)
