@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.catalogue import BUILT_IN, EventTypeSpec
@@ -75,6 +75,25 @@ class HooklineBase(Application[UUID]):
         self._organization_names: dict[UUID, str] = {}
         self.views: Views | None = None
         self.saved_listeners: list[Callable[[], None]] = []
+
+    def save(
+        self, *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None, **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """The library's `save`, less its runtime-protocol `isinstance` checks, which cost 5 to 15 µs
+        each on Python 3.11, two per saved aggregate: here everything saved is an `Aggregate` or one
+        of its domain events."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.events.append(cast(DomainEventProtocol[UUID], obj))
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self.saved_listeners:
