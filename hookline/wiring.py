@@ -49,6 +49,7 @@ log = structlog.get_logger("hookline")
 KEY_FILE = "secret.key"
 STARTUP_TRIES = 5
 WORKER_DRAIN_SECONDS = 20  # on SIGTERM a worker takes no new job and lets sends in flight finish
+SWEEP_BACKLOG = 500  # embedded: no sweep while more jobs than this wait for the queue
 
 
 def utcnow() -> datetime:
@@ -262,7 +263,9 @@ async def embedded_queue(
     metrics.queue_depth.set_function(lambda: queue.depth)
     async with queue.running():
         dispatcher = Dispatcher(queue, views)
-        async with sweeping(dispatcher, views, settings):
+        # The queue holds its jobs until they run: while it is working through a backlog, a sweep
+        # would only name them again (and scan them all, every time); the next one looks.
+        async with sweeping(dispatcher, views, settings, skip=lambda: queue.backlog > SWEEP_BACKLOG):
             yield dispatcher
 
 
@@ -292,6 +295,7 @@ async def sweeping(
     views: SQLViews,
     settings: Settings,
     after: Callable[[], Awaitable[None]] | None = None,
+    skip: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[None]:
     """Every HOOKLINE_SWEEP_SECONDS, queue again what the store says is due and not done (a job
     lost from Redis, a worker killed mid-send, a job whose write failed)."""
@@ -299,6 +303,8 @@ async def sweeping(
     async def sweep() -> None:
         while True:
             await asyncio.sleep(settings.sweep_seconds)
+            if skip():
+                continue
             try:
                 due = utcnow() + timedelta(seconds=settings.sweep_seconds)
                 await asyncio.to_thread(dispatcher.recover, views, due)

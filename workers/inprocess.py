@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -30,7 +31,9 @@ class InProcessQueue:
         self.handler = handler
         self.concurrency = concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready: asyncio.Queue[Job] = asyncio.Queue()
+        # Deliver jobs go before fan-out jobs: a burst of events then flows through to its targets
+        # as it is fanned out, instead of every event being fanned out before anything is sent.
+        self._ready: asyncio.PriorityQueue[tuple[int, int, Job]] = asyncio.PriorityQueue()
         self._heap: list[tuple[float, int, Job]] = []
         self._due: dict[Job, float] = {}  # waiting jobs (ready or on the heap) and their time
         self._running: set[Job] = set()
@@ -40,6 +43,8 @@ class InProcessQueue:
         self._closing = False
         self._failures: dict[Job, int] = {}
         self._busy: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()
+        self._incoming: list[tuple[Job, float]] = []
 
     # Thread-safe: the log follower calls these from its thread.
     def fan_out(self, event_id: UUID) -> None:
@@ -49,14 +54,32 @@ class InProcessQueue:
         self._submit(("deliver", delivery_id), at)
 
     def _submit(self, job: Job, at: datetime | None) -> None:
-        if self._loop is None:
+        """Gathers submissions until the loop takes them: one wake-up of the loop for a whole batch
+        of them (a sweep of the store may submit thousands), not one each."""
+        loop = self._loop
+        if loop is None:
             raise RuntimeError("the queue is not running")
         delay = (at - datetime.now(UTC)).total_seconds() if at else 0.0
-        self._loop.call_soon_threadsafe(self._put, job, delay)
+        with self._lock:
+            self._incoming.append((job, delay))
+            first = len(self._incoming) == 1
+        if first:
+            loop.call_soon_threadsafe(self._take_incoming)
+
+    def _take_incoming(self) -> None:
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
+        for job, delay in incoming:
+            self._put(job, delay)
 
     @property
     def depth(self) -> int:
         return len(self._due)
+
+    @property
+    def backlog(self) -> int:
+        """Jobs due now that wait for a free consumer (a job queued twice may count twice)."""
+        return self._ready.qsize()
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -71,14 +94,17 @@ class InProcessQueue:
             return
         self._due[job] = when
         if delay <= 0:
-            self._ready.put_nowait(job)
+            self._make_ready(job)
         else:
             heapq.heappush(self._heap, (when, next(self._sequence), job))
             self._timer_wake.set()
 
+    def _make_ready(self, job: Job) -> None:
+        self._ready.put_nowait((0 if job[0] == "deliver" else 1, next(self._sequence), job))
+
     async def _consume(self) -> None:
         while not self._closing:
-            job = await self._ready.get()
+            _, _, job = await self._ready.get()
             if job not in self._due or self._due[job] > self._now():
                 continue  # superseded by a later submission that is still waiting on the heap
             del self._due[job]
@@ -110,7 +136,7 @@ class InProcessQueue:
             while self._heap and self._heap[0][0] <= now:
                 when, _, job = heapq.heappop(self._heap)
                 if self._due.get(job) == when:  # else stale: the job was moved earlier or ran
-                    self._ready.put_nowait(job)
+                    self._make_ready(job)
             timeout = self._heap[0][0] - now if self._heap else None
             self._timer_wake.clear()
             with suppress(TimeoutError):
