@@ -104,7 +104,7 @@ class WebhookSpec:
 
     def filters_key(self) -> str:
         """The filters as canonical JSON: what compiled filters are cached by."""
-        return json.dumps(self.to_data()["filters"], sort_keys=True)
+        return json.dumps([[asdict(c) for c in group] for group in self.filters], sort_keys=True)
 
     def changed(self, changes: dict[str, Any]) -> WebhookSpec:
         return replace(self, **changes)
