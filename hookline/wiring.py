@@ -40,7 +40,7 @@ from workers import arq_jobs
 from workers.arq_queue import ArqQueue
 from workers.dispatch import Dispatcher
 from workers.inprocess import InProcessQueue
-from workers.jobs import PER_WEBHOOK, Jobs
+from workers.jobs import Jobs, worker_share
 from workers.ratelimit import LocalRateLimiter, RedisRateLimiter
 from workers.sender import Sender
 
@@ -344,9 +344,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         app = await asyncio.to_thread(build_application, settings)
         sender = build_sender(settings)
         await sender.start()
-        # A worker runs few jobs (HOOKLINE_WORKER_JOBS, 20): one webhook gets at most 40 % of them (8),
-        # so the jobs a hanging target holds, and those bouncing off it, leave room for the others.
-        per_webhook = min(PER_WEBHOOK, max(1, settings.worker_jobs * 2 // 5))
+        per_webhook = worker_share(settings.worker_jobs)
         limiter = RedisRateLimiter(ctx["redis"])
         ctx.update(app=app, sender=sender, jobs=Jobs(app, sender.send, limiter, per_webhook=per_webhook))
         log.info("worker ready")

@@ -29,6 +29,12 @@ Prepared = PreparedDelivery | datetime | None
 BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
 
 
+def worker_share(worker_jobs: int) -> int:
+    """One webhook's slots in a `hookline worker` running `worker_jobs` jobs: at most 40 % of them, so
+    the jobs a hanging target holds, and those bouncing off it, leave room for the others."""
+    return min(PER_WEBHOOK, max(1, worker_jobs * 2 // 5))
+
+
 class Jobs:
     """`requeue`, when given, queues a delivery again at once (the in-process queue): a job for a busy
     webhook then waits, off the queue, for one of that webhook's sends to end, instead of polling."""

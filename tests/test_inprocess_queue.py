@@ -1,0 +1,83 @@
+"""The embedded queue on its own: which job runs first, and submissions from other threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from uuid import UUID, uuid4
+
+from workers.inprocess import InProcessQueue
+
+
+def test_deliver_jobs_run_before_fan_out_jobs_that_were_queued_earlier() -> None:
+    """A burst is fanned out while its deliveries go: a deliver job does not wait behind every
+    fan-out job already queued. Jobs of one kind keep their order."""
+    ran: list[tuple[str, UUID]] = []
+
+    async def scenario() -> None:
+        release, done = asyncio.Event(), asyncio.Event()
+
+        async def handle(kind: str, item: UUID) -> float | None:
+            if not ran:
+                await release.wait()  # the single consumer is busy while the rest is queued
+            ran.append((kind, item))
+            if len(ran) == 6:
+                done.set()
+            return None
+
+        queue = InProcessQueue(handle, concurrency=1)
+        first, events, deliveries = uuid4(), [uuid4() for _ in range(3)], [uuid4() for _ in range(2)]
+        async with queue.running():
+            queue.fan_out(first)
+            await asyncio.sleep(0.05)
+            for event_id in events:
+                queue.fan_out(event_id)
+            for delivery_id in deliveries:
+                queue.deliver(delivery_id)
+            await asyncio.sleep(0.05)
+            assert queue.backlog == 5  # waiting for the busy consumer
+            release.set()
+            await asyncio.wait_for(done.wait(), 5)
+        assert ran == [
+            ("fan_out", first),
+            *(("deliver", d) for d in deliveries),
+            *(("fan_out", e) for e in events),
+        ]
+
+    asyncio.run(scenario())
+
+
+def test_thousands_of_submissions_from_another_thread_each_run_once() -> None:
+    """The log follower and the sweeper submit from their threads, many at a time, and repeat
+    themselves: every job runs, and a job submitted again while it waits runs once."""
+    ran: list[UUID] = []
+
+    async def scenario() -> None:
+        release, done = asyncio.Event(), asyncio.Event()
+
+        async def handle(kind: str, item: UUID) -> float | None:
+            await release.wait()  # nothing finishes before every submission is in
+            ran.append(item)
+            if len(ran) == len(ids):
+                done.set()
+            return None
+
+        queue = InProcessQueue(handle, concurrency=8)
+        ids = [uuid4() for _ in range(5000)]
+        async with queue.running():
+
+            def submit() -> None:  # as the log follower does, from its own thread
+                for delivery_id in ids + ids[1000:1100]:
+                    queue.deliver(delivery_id)
+
+            submitting = threading.Thread(target=submit)
+            submitting.start()
+            await asyncio.to_thread(submitting.join)
+            await asyncio.sleep(0.05)
+            assert queue.depth == len(ids) - 8  # the repeats collapsed; 8 jobs are running
+            release.set()
+            await asyncio.wait_for(done.wait(), 10)
+            await asyncio.sleep(0.1)  # a job run twice would run now
+        assert sorted(ran) == sorted(ids)
+
+    asyncio.run(scenario())
