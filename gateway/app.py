@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,9 +24,11 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from domain.application import Hookline
 from domain.errors import HooklineError
+from domain.events import Publication
 from domain.requests import Send
+from domain.roles import Principal
 from gateway.auth import Authenticator
-from gateway.context import Context
+from gateway.context import Context, Publish
 from gateway.limits import BodyLimit
 from gateway.live import LiveUpdates
 from gateway.schema import build_schema
@@ -37,7 +40,9 @@ CONSOLE = Path(__file__).parent / "console"
 
 
 class HooklineGraphQL(GraphQL[Context, None]):
-    def __init__(self, app: Hookline, authenticator: Authenticator, send: Send, live: LiveUpdates) -> None:
+    def __init__(
+        self, app: Hookline, authenticator: Authenticator, send: Send, publish: Publish, live: LiveUpdates
+    ) -> None:
         super().__init__(
             build_schema(),
             graphql_ide="graphiql",
@@ -46,6 +51,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.app = app
         self.authenticator = authenticator
         self.send = send
+        self.publish = publish
         self.live = live
 
     async def get_context(
@@ -55,6 +61,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
             app=self.app,
             authenticator=self.authenticator,
             send=self.send,
+            publish=self.publish,
             live=self.live,
             authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
         )
@@ -85,12 +92,14 @@ def create_app(
     ready_checks: Sequence[ReadyCheck] = (),
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
+    publish: Publish | None = None,
 ) -> Starlette:
     """The gateway over an application.
 
     `send` sends `sendTest` requests; `live` streams delivery updates (fed by the log follower);
     `background` runs for the life of the server (follower, queue); `ready_checks` answer whether the
-    store (and Redis) respond; `metrics` renders Prometheus text.
+    store (and Redis) respond; `metrics` renders Prometheus text; `publish` records one event of
+    `publishEvent` (by default in a transaction of its own).
     """
 
     async def readyz(_: Request) -> Response:
@@ -107,7 +116,11 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    graphql = HooklineGraphQL(app, Authenticator(app.authenticate), send, live)
+    async def publish_alone(principal: Principal, publication: Publication) -> tuple[UUID, bool]:
+        return await asyncio.to_thread(app.publish_event, principal, publication)
+
+    authenticator = Authenticator(app.authenticate)
+    graphql = HooklineGraphQL(app, authenticator, send, publish or publish_alone, live)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

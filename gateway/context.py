@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from strawberry.types import Info as StrawberryInfo
 
 from domain.application import Hookline
+from domain.events import Publication
 from domain.requests import Send
 from domain.roles import Principal
 from gateway.auth import Authenticator
 from gateway.live import LiveUpdates
+
+# Records one event for a caller (`publishEvent`): its id and whether it repeats an earlier one.
+Publish = Callable[[Principal, Publication], Awaitable[tuple[UUID, bool]]]
 
 
 @dataclass
@@ -19,6 +25,7 @@ class Context:
     app: Hookline
     authenticator: Authenticator
     send: Send
+    publish: Publish
     live: LiveUpdates
     authorization: str | None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload

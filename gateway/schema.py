@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import contextlib
+import functools
+from collections.abc import AsyncGenerator, Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from graphql import DocumentNode, parse
 from graphql.error import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.types import ExecutionContext
@@ -219,9 +223,7 @@ class Mutation:
     @strawberry.mutation
     async def publish_event(self, info: Info, input: PublishEventInput) -> PublishedEvent:
         principal = await info.context.principal()
-        event_id, duplicate = await asyncio.to_thread(
-            info.context.app.publish_event, principal, input.to_domain()
-        )
+        event_id, duplicate = await info.context.publish(principal, input.to_domain())
         return PublishedEvent(event_id=strawberry.ID(str(event_id)), duplicate=duplicate)
 
     @strawberry.mutation
@@ -337,6 +339,23 @@ LIMIT_RULES = [
 ]
 
 
+@functools.lru_cache(maxsize=DOCUMENT_CACHE)
+def _parse(query: str, **options: Any) -> DocumentNode:
+    return parse(query, **options)
+
+
+class CachedParse(SchemaExtension):
+    """Parses each document text once. Unlike strawberry's ParserCache, a document that does not
+    parse is left to strawberry, which answers it as a request error (ParserCache lets it escape)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None:
+            with contextlib.suppress(GraphQLError):
+                context.graphql_document = _parse(context.query, **context.parse_options)
+        yield
+
+
 def build_schema() -> strawberry.Schema:
     # Factories, so that every request gets extensions of its own.
     return HooklineSchema(
@@ -346,7 +365,9 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             lambda: AddValidationRules(LIMIT_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            # Clients send the same few documents again and again: validate each once.
+            # Clients send the same few documents again and again: parse and validate each once
+            # (the parse cache is keyed by the token limit too, so the limit still holds).
+            CachedParse,
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
             ErrorCodes,
         ],

@@ -28,7 +28,10 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
 from domain.application import Hookline
+from domain.errors import HooklineError
+from domain.events import Publication
 from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
+from domain.roles import Principal
 from domain.targets import IPAddress
 from gateway.app import create_app
 from gateway.live import LiveUpdates
@@ -38,6 +41,7 @@ from hookline.settings import Settings
 from store.readmodel import SQLViews
 from workers import arq_jobs
 from workers.arq_queue import ArqQueue
+from workers.batching import Batcher
 from workers.dispatch import Dispatcher
 from workers.inprocess import InProcessQueue
 from workers.jobs import Jobs, worker_share
@@ -191,6 +195,17 @@ def build_gateway(settings: Settings) -> Starlette:
 
         ready_checks.append(redis_ready)
 
+    # Concurrent publishEvent requests share a transaction; nothing waits while the store is idle.
+    publications: Batcher[tuple[Principal, Publication], tuple[UUID, bool] | HooklineError] = Batcher(
+        app.publish_each, max_wait=0
+    )
+
+    async def publish(principal: Principal, publication: Publication) -> tuple[UUID, bool]:
+        answer = await publications.submit((principal, publication))
+        if isinstance(answer, HooklineError):
+            raise answer
+        return answer
+
     return create_app(
         app,
         sender.send,
@@ -199,6 +214,7 @@ def build_gateway(settings: Settings) -> Starlette:
         ready_checks=ready_checks,
         metrics=lambda: generate_latest(metrics.registry),
         max_request_bytes=settings.max_request_bytes,
+        publish=publish,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,3 +109,52 @@ def test_events_of_other_types_and_inactive_webhooks_get_no_delivery(
     receiver.wait_for(1)
     time.sleep(0.5)
     assert [r.path for r in receiver.requests] == ["/a"]
+
+
+def test_concurrent_single_publishes_are_each_answered_on_their_own(
+    open_server: Server, receiver: Receiver, org: str
+) -> None:
+    """publishEvent requests in flight together may share a store transaction: a forbidden or invalid
+    one among them fails alone, a repeated idempotency key is new exactly once, and every event that
+    was answered new is delivered once."""
+    admin = open_server.key(org, "admin")
+    publisher = open_server.key(org, "publisher")
+    viewer = open_server.key(org, "viewer")
+    open_server.gql(admin, CREATE_WEBHOOK, {"input": webhook_input(receiver.url)}).ok()
+
+    def event(n: int, **more: Any) -> dict[str, Any]:
+        return {"type": "alert.activated", "payload": {"n": n}, **more}
+
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        *(("new", publisher, event(n)) for n in range(20)),
+        *(("keyed", publisher, event(100, idempotencyKey="same-key")) for _ in range(10)),
+        *(("forbidden", viewer, event(200)) for _ in range(5)),
+        *(("invalid", publisher, event(300, type=" ")) for _ in range(5)),
+    ]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(
+            pool.map(lambda r: (r[0], open_server.gql(r[1], PUBLISH, {"input": r[2]})), requests[::-1])
+        )
+
+    keyed_ids = set()
+    keyed_new = 0
+    for kind, result in results:
+        if kind == "forbidden":
+            assert result.codes == ["FORBIDDEN"], result.errors
+        elif kind == "invalid":
+            assert result.codes == ["BAD_USER_INPUT"], result.errors
+            assert result.fields == ["type"], result.errors
+        else:
+            published = result.ok()["publishEvent"]
+            if kind == "new":
+                assert published["duplicate"] is False
+            else:
+                keyed_ids.add(published["eventId"])
+                keyed_new += not published["duplicate"]
+    assert len(keyed_ids) == 1
+    assert keyed_new == 1
+
+    receiver.wait_for(21)
+    time.sleep(1.0)  # a wrongly made delivery would have the time to arrive
+    arrived = sorted(json.loads(r.body)["data"]["n"] for r in receiver.requests)
+    assert arrived == [*range(20), 100]

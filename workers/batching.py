@@ -3,7 +3,9 @@
 The store takes one writer at a time (SQLite) and each transaction has a fixed cost, so fanning out or
 recording attempts one by one caps throughput. A batcher gathers what arrives within a few
 milliseconds (or up to a count) and runs it as one call in a thread; each job resumes when its own
-item is written, so a job still ends only once its outcome is in the store.
+item is written, so a job still ends only once its outcome is in the store. With no wait (`max_wait=0`)
+nothing is held back: what arrives while a batch is being written goes in the next one (group commit),
+so batches grow only when the store is the bottleneck.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ class Batcher(Generic[T, R]):
 
     async def _flush(self) -> None:
         while self._pending:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self.max_wait)
+            if self.max_wait > 0:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.max_wait)
+            else:
+                await asyncio.sleep(0)  # what the same turn of the loop submits goes along
             self._full.clear()
             batch, self._pending = self._pending[: self.max_items], self._pending[self.max_items :]
             try:

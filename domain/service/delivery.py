@@ -14,7 +14,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.credentials import Credential
 from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
-from domain.errors import Conflict, InvalidInput, NotFound, Problem
+from domain.errors import Conflict, HooklineError, InvalidInput, NotFound, Problem
 from domain.events import MAX_BATCH, Event, Publication, check_publication
 from domain.requests import build_request
 from domain.retry import GONE
@@ -54,7 +54,32 @@ class DeliveryCommands(HooklineBase):
         if problems:
             raise InvalidInput(problems)
         now = self.clock()
-        recorded = [self._event_of(principal, event, now) for event in events]
+        return self._record_events([self._event_of(principal, event, now) for event in events])
+
+    def publish_each(
+        self, publications: Sequence[tuple[Principal, Publication]]
+    ) -> list[tuple[UUID, bool] | HooklineError]:
+        """Single events of several callers (`publish_event` each) recorded in one transaction.
+
+        Each is answered on its own: one that may not be published, or is invalid, gets its error
+        and stops none of the others."""
+        now = self.clock()
+        answers: list[Event | HooklineError] = []
+        for principal, publication in publications:
+            try:
+                principal.require(Permission.PUBLISH_EVENTS)
+                if problems := list(check_publication(publication, self.max_payload_bytes)):
+                    raise InvalidInput(problems)
+            except HooklineError as error:
+                answers.append(error)
+                continue
+            answers.append(self._event_of(principal, publication, now))
+        recorded = iter(self._record_events([a for a in answers if isinstance(a, Event)]))
+        return [a if isinstance(a, HooklineError) else next(recorded) for a in answers]
+
+    def _record_events(self, recorded: Sequence[Event]) -> list[tuple[UUID, bool]]:
+        """Saves new events in one transaction; answers each with its id and whether it repeats an
+        earlier one (by idempotency key: stored before, or earlier in `recorded`)."""
         new: dict[UUID, Event] = {}
         for event in recorded:
             keyed = event.idempotency_key is not None
@@ -63,7 +88,8 @@ class DeliveryCommands(HooklineBase):
         # Saved as domain events, which a failed save leaves with us (it empties aggregates).
         changes = {event_id: event.collect_events() for event_id, event in new.items()}
         try:
-            self.save(*(change for event_changes in changes.values() for change in event_changes))
+            if changes:
+                self.save(*(change for event_changes in changes.values() for change in event_changes))
         except IntegrityError:
             # A repeat raced us: record one by one, so that each learns whether it is new.
             for event_id, event_changes in changes.items():
