@@ -71,8 +71,11 @@ class WebhookSpec:
         data = asdict(self)
         data["event_types"] = list(self.event_types)
         data["headers"] = [asdict(h) for h in self.headers]
-        data["filters"] = [[asdict(c) for c in group] for group in self.filters]
+        data["filters"] = self._filters_data()
         return data
+
+    def _filters_data(self) -> list[list[dict[str, Any]]]:
+        return [[asdict(c) for c in group] for group in self.filters]
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> WebhookSpec:
@@ -104,7 +107,7 @@ class WebhookSpec:
 
     def filters_key(self) -> str:
         """The filters as canonical JSON: what compiled filters are cached by."""
-        return json.dumps([[asdict(c) for c in group] for group in self.filters], sort_keys=True)
+        return json.dumps(self._filters_data(), sort_keys=True)
 
     def changed(self, changes: dict[str, Any]) -> WebhookSpec:
         return replace(self, **changes)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,9 +23,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from domain.application import Hookline
 from domain.errors import HooklineError
-from domain.events import Publication
 from domain.requests import Send
-from domain.roles import Principal
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
 from gateway.limits import BodyLimit
@@ -87,19 +84,19 @@ MetricsText = Callable[[], bytes]
 def create_app(
     app: Hookline,
     send: Send,
+    publish: Publish,
     live: LiveUpdates,
     background: Background | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
-    publish: Publish | None = None,
 ) -> Starlette:
     """The gateway over an application.
 
-    `send` sends `sendTest` requests; `live` streams delivery updates (fed by the log follower);
-    `background` runs for the life of the server (follower, queue); `ready_checks` answer whether the
-    store (and Redis) respond; `metrics` renders Prometheus text; `publish` records one event of
-    `publishEvent` (by default in a transaction of its own).
+    `send` sends `sendTest` requests; `publish` records the event of one `publishEvent`; `live`
+    streams delivery updates (fed by the log follower); `background` runs for the life of the server
+    (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
+    Prometheus text.
     """
 
     async def readyz(_: Request) -> Response:
@@ -116,11 +113,7 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    async def publish_alone(principal: Principal, publication: Publication) -> tuple[UUID, bool]:
-        return await asyncio.to_thread(app.publish_event, principal, publication)
-
-    authenticator = Authenticator(app.authenticate)
-    graphql = HooklineGraphQL(app, authenticator, send, publish or publish_alone, live)
+    graphql = HooklineGraphQL(app, Authenticator(app.authenticate), send, publish, live)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -28,7 +28,6 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
 from domain.application import Hookline
-from domain.errors import HooklineError
 from domain.events import Publication
 from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
 from domain.roles import Principal
@@ -196,25 +195,22 @@ def build_gateway(settings: Settings) -> Starlette:
         ready_checks.append(redis_ready)
 
     # Concurrent publishEvent requests share a transaction; nothing waits while the store is idle.
-    publications: Batcher[tuple[Principal, Publication], tuple[UUID, bool] | HooklineError] = Batcher(
+    publications: Batcher[tuple[Principal, Publication], tuple[UUID, bool]] = Batcher(
         app.publish_each, max_wait=0
     )
 
     async def publish(principal: Principal, publication: Publication) -> tuple[UUID, bool]:
-        answer = await publications.submit((principal, publication))
-        if isinstance(answer, HooklineError):
-            raise answer
-        return answer
+        return await publications.submit((principal, publication))
 
     return create_app(
         app,
         sender.send,
+        publish,
         live,
         background=lambda: serve_background(app, settings, sender, live, metrics),
         ready_checks=ready_checks,
         metrics=lambda: generate_latest(metrics.registry),
         max_request_bytes=settings.max_request_bytes,
-        publish=publish,
     )
 
 

@@ -3,9 +3,10 @@
 The store takes one writer at a time (SQLite) and each transaction has a fixed cost, so fanning out or
 recording attempts one by one caps throughput. A batcher gathers what arrives within a few
 milliseconds (or up to a count) and runs it as one call in a thread; each job resumes when its own
-item is written, so a job still ends only once its outcome is in the store. With no wait (`max_wait=0`)
-nothing is held back: what arrives while a batch is being written goes in the next one (group commit),
-so batches grow only when the store is the bottleneck.
+item is written, so a job still ends only once its outcome is in the store. A run may answer an item
+with an exception instead of a result: that item's submitter gets it raised, the others their results.
+With no wait (`max_wait=0`) nothing is held back: what arrives while a batch is being written goes in
+the next one (group commit), so batches grow only when the store is the bottleneck.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ R = TypeVar("R")
 
 class Batcher(Generic[T, R]):
     def __init__(
-        self, run: Callable[[Sequence[T]], Sequence[R]], *, max_items: int = 200, max_wait: float = 0.005
+        self,
+        run: Callable[[Sequence[T]], Sequence[R | Exception]],
+        *,
+        max_items: int = 200,
+        max_wait: float = 0.005,
     ) -> None:
         self.run = run
         self.max_items = max_items
@@ -56,5 +61,9 @@ class Batcher(Generic[T, R]):
                         future.set_exception(error)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)

@@ -15,7 +15,7 @@ import structlog
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
 from domain.requests import Send
-from domain.service.base import PreparedDelivery
+from domain.service.base import Prepared
 from workers.batching import Batcher
 from workers.ratelimit import RateLimiter
 
@@ -25,7 +25,6 @@ log = structlog.get_logger("hookline.jobs")
 # Sends in flight to one webhook at once, per process: a target that hangs holds at most this many
 # of the process's slots, and the other webhooks' deliveries keep flowing.
 PER_WEBHOOK = 16
-Prepared = PreparedDelivery | datetime | None
 BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
 
 
@@ -56,7 +55,7 @@ class Jobs:
         self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(app.fan_out_many)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
-        self._prepares: Batcher[tuple[UUID, int | None], Prepared | Exception] = Batcher(self._prepare_all)
+        self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all)
 
     async def fan_out(self, event_id: UUID) -> list[UUID]:
         return await self._fan_outs.submit(event_id)
@@ -74,8 +73,6 @@ class Jobs:
             self._take(slot)
         try:
             prepared = await self._prepares.submit((delivery_id, due))
-            if isinstance(prepared, Exception):
-                raise prepared
             if prepared is None:
                 return None
             if isinstance(prepared, datetime):  # not due yet (an early or repeated job)

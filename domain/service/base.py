@@ -49,6 +49,11 @@ class PreparedDelivery:
     rate_limit_per_second: int | None
 
 
+# What preparing a delivery answers: the request to send, the time it is due (not yet), or None (done,
+# or the job is obsolete).
+Prepared = PreparedDelivery | datetime | None
+
+
 class HooklineBase(Application[UUID]):
     def __init__(
         self,

@@ -24,6 +24,7 @@ from domain.service.base import (
     RECORD_TRIES,
     RECOVERY_BATCH,
     HooklineBase,
+    Prepared,
     PreparedDelivery,
     page_size,
 )
@@ -170,18 +171,14 @@ class DeliveryCommands(HooklineBase):
         event.fan_out([d.webhook_id for d in deliveries])
         return deliveries
 
-    def prepare_delivery(
-        self, delivery_id: UUID, due: int | None = None
-    ) -> PreparedDelivery | datetime | None:
+    def prepare_delivery(self, delivery_id: UUID, due: int | None = None) -> Prepared:
         """The request to send next for a delivery; the time it is due, when that is later; or None.
 
         A job queued for another due time than the delivery's current one (`due_key`) is obsolete:
         None, so that a late copy of a job that already ran never sends that attempt again."""
         return self.prepare_deliveries([(delivery_id, due)])[0]
 
-    def prepare_deliveries(
-        self, jobs: Sequence[tuple[UUID, int | None]]
-    ) -> list[PreparedDelivery | datetime | None]:
+    def prepare_deliveries(self, jobs: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
         """`prepare_delivery` for several (delivery, due) jobs: their webhooks and events are read
         from the read model at once."""
         now = self.clock()
@@ -199,7 +196,7 @@ class DeliveryCommands(HooklineBase):
 
     def _prepare(
         self, delivery: Delivery | None, due: int | None, found: dict[UUID, Aggregate], now: datetime
-    ) -> PreparedDelivery | datetime | None:
+    ) -> Prepared:
         if delivery is None or delivery.finished:
             return None
         if due is not None and due != due_key(delivery.next_attempt_at):
