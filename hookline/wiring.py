@@ -93,6 +93,7 @@ def store_env(settings: Settings) -> dict[str, str]:
     env = {
         "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
         "CIPHER_KEY": cipher_key(settings),
+        "TRANSCODER_TOPIC": "store.transcoder:FastJSONTranscoder",
     }
     parts = urlsplit(settings.database_url)
     if parts.scheme in ("postgresql", "postgres"):
