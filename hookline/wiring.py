@@ -225,11 +225,11 @@ async def serve_background(
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
 
-    def saved() -> None:
+    def saved(_: object) -> None:
         loop.call_soon_threadsafe(wake.set)
 
     views.listeners.append(lambda _: live.notify())
-    app.saved_listeners.append(saved)
+    app.saved_listeners += [views.recorded, saved]
     await sender.start()
     forwarding = asyncio.create_task(live.run())
     try:

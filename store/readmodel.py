@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, DomainEventProtocol, Snapshot
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, Recording
 
 from domain.application import Hookline
 from domain.credentials import Credential
@@ -35,6 +35,7 @@ A = TypeVar("A", bound=Aggregate)
 TRACKING_NAME = "views"
 BATCH = 500
 CACHE_SIZE = 20_000
+RECORDED_HELD = 5_000  # events recorded here and not yet applied, kept decoded for the follower
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS hl_tracking (name TEXT PRIMARY KEY, position {bigint} NOT NULL)",
@@ -169,8 +170,32 @@ class SQLViews(ReadModelQueries):
         self.observed = self.position  # what this process's listeners have seen
         self._applied_here: list[Observed] = []
         self._foreign = False
+        # Events this process recorded, by position, until the follower applies them: the follower
+        # takes them instead of decrypting and decoding what was just encoded here.
+        self._recorded: dict[int, DomainEventProtocol[UUID]] = {}
+        self._recorded_lock = threading.Lock()
 
     # -- following the log ----------------------------------------------------------------------
+
+    def recorded(self, recordings: Sequence[Recording[UUID]]) -> None:
+        """Told by the application after each save in this process (from any thread)."""
+        with self._recorded_lock:
+            if len(self._recorded) < RECORDED_HELD:  # a follower far behind decodes the rest itself
+                for recording in recordings:
+                    position = recording.notification.id
+                    if position is not None:
+                        self._recorded[position] = recording.domain_event
+
+    def _take_recorded(self, notifications: Sequence[Notification]) -> list[Observed]:
+        """The notifications' events: as recorded here when held, else decoded from the store."""
+        with self._recorded_lock:
+            held = self._recorded
+            taken = [held.pop(n.id, None) for n in notifications]
+            last = notifications[-1].id
+            if held and next(iter(held)) <= last:  # recorded here, but applied before it was told
+                for position in [p for p in held if p <= last]:
+                    del held[position]
+        return [(n.id, event or self._decode(n)) for n, event in zip(notifications, taken, strict=True)]
 
     def catch_up(self) -> None:
         """Apply everything recorded so far, telling this process's listeners batch by batch (a long
@@ -189,7 +214,7 @@ class SQLViews(ReadModelQueries):
         )
         if not notifications:
             return 0
-        decoded = [(n.id, self._decode(n)) for n in notifications]
+        decoded = self._take_recorded(notifications)
         try:
             with self.db.transaction(commit=True) as c:
                 # Take the tracking row's lock first, then check nobody applied these meanwhile.

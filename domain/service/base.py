@@ -79,7 +79,7 @@ class HooklineBase(Application[UUID]):
         self.rand = rand
         self._organization_names: dict[UUID, str] = {}
         self.views: Views | None = None
-        self.saved_listeners: list[Callable[[], None]] = []
+        self.saved_listeners: list[Callable[[list[Recording[UUID]]], None]] = []
 
     def save(
         self, *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None, **kwargs: Any
@@ -102,7 +102,7 @@ class HooklineBase(Application[UUID]):
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self.saved_listeners:
-            listener()
+            listener(recordings)
 
     @property
     def read(self) -> Views:
