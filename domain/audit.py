@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
@@ -42,8 +45,33 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical_bytes(value: Any) -> bytes:
+    """`canonical` as UTF-8, written by orjson when it writes the same text (several times faster):
+    it does for plain JSON values except floats below 1e-4 (`0.00001` for `1e-05`), floats that are
+    not finite, integers beyond 64 bits and keys that are not strings."""
+    if _orjson_writes_as_json(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a lone surrogate
+            pass
+    return canonical(value).encode("utf-8")
+
+
+def _orjson_writes_as_json(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is dict:
+        return all(_orjson_writes_as_json(v) for v in value.values())  # (orjson refuses other keys)
+    if kind is list:
+        return all(_orjson_writes_as_json(v) for v in value)
+    if kind is float:
+        return value == 0 or (abs(value) >= 1e-4 and math.isfinite(value))
+    return False  # anything else (tuples, subclasses, other types) as the json module does it
+
+
 def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
-    return hashlib.sha256((previous_hash + canonical(record)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(previous_hash.encode("utf-8") + canonical_bytes(record)).hexdigest()
 
 
 def jsonable(value: Any) -> Any:
