@@ -53,6 +53,7 @@ class Jobs:
         self.requeue = requeue
         self._in_flight: dict[UUID, int] = {}
         self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
+        self._parked: dict[UUID, UUID] = {}  # the waiting deliveries' webhooks
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(app.fan_out_many)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
         self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all)
@@ -102,9 +103,13 @@ class Jobs:
 
     async def _webhook_of(self, delivery_id: UUID) -> UUID | None:
         """The delivery's webhook as the read model has it: from memory, or, when some webhook is
-        busy (it matters then), read; None when unknown."""
+        busy or has deliveries waiting (it matters then), read; None when unknown.
+
+        A delivery woken for a freed slot must take it (and give it back when it ends, which wakes
+        the next), even when it turns out to have been sent meanwhile: left untaken, nothing else
+        would wake the webhook's other waiting deliveries."""
         known = self.app.read.held(delivery_id)
-        if known is None and any(self._full(w) for w in self._in_flight):
+        if known is None and (self._waiting or any(self._full(w) for w in self._in_flight)):
             known = (await asyncio.to_thread(self.app.read.states, [delivery_id])).get(delivery_id)
         return known.webhook_id if isinstance(known, Delivery) else None
 
@@ -123,10 +128,19 @@ class Jobs:
         waiting = self._waiting.get(webhook_id)
         if waiting and self.requeue is not None:
             delivery_id = next(iter(waiting))
+            self._unpark(delivery_id)
+            self.requeue(delivery_id)
+
+    def _unpark(self, delivery_id: UUID) -> UUID | None:
+        """Takes a delivery off its webhook's waiting list (it runs now, however it was queued);
+        returns that webhook, if it was waiting."""
+        webhook_id = self._parked.pop(delivery_id, None)
+        if webhook_id is not None:
+            waiting = self._waiting[webhook_id]
             del waiting[delivery_id]
             if not waiting:
                 del self._waiting[webhook_id]
-            self.requeue(delivery_id)
+        return webhook_id
 
     def _wait_for_slot(self, webhook_id: UUID, delivery_id: UUID) -> float | None:
         if self.requeue is None:
@@ -134,6 +148,7 @@ class Jobs:
         if not self._full(webhook_id):
             return 0.0  # a slot freed meanwhile (the check awaited a read): go again now
         self._waiting.setdefault(webhook_id, {})[delivery_id] = None
+        self._parked[delivery_id] = webhook_id
         return None  # queued again when a slot frees (`_give_back`); lost only with the process
 
     def _prepare_all(self, jobs: Sequence[tuple[UUID, int | None]]) -> Sequence[Prepared | Exception]:
