@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
+from bench import stages
 from bench.e2e import PAYLOAD_BYTES, Options, ReceiverProcess, main, payload, run_benchmark
 
 KEYS = {
@@ -119,3 +121,23 @@ def test_bad_options_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("webhooks", [1, 3])
+def test_the_stages_benchmark_records_every_delivery_and_times_each_stage(
+    tmp_path: Path, webhooks: int
+) -> None:
+    result = stages.run(events=25, webhooks=webhooks, batch=10, directory=tmp_path)
+
+    assert result["deliveries"] == 25 * webhooks
+    assert set(result["us_per_delivery"]) == {
+        "publish",
+        "follow published",
+        "fan out",
+        "follow fanned out",
+        "prepare",
+        "record",
+        "follow recorded",
+    }
+    assert all(us > 0 for us in result["us_per_delivery"].values()), result
+    assert json.loads(json.dumps(result)) == result
