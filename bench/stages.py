@@ -40,6 +40,7 @@ def run(events: int, webhooks: int, batch: int, directory: Path) -> dict[str, An
     app = build_application(settings)
     views = app.views
     assert isinstance(views, SQLViews)
+    app.saved_listeners.append(views.recorded)  # as `serve` does: its follower takes what it saved
     spent: dict[str, float] = {}
 
     def timed(stage: str, work: Callable[..., T], *args: Any) -> T:
