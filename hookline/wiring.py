@@ -43,7 +43,7 @@ from workers.arq_queue import ArqQueue
 from workers.batching import Batcher
 from workers.dispatch import Dispatcher
 from workers.inprocess import InProcessQueue
-from workers.jobs import Jobs, worker_share
+from workers.jobs import Jobs, embedded_share, worker_share
 from workers.ratelimit import LocalRateLimiter, RedisRateLimiter
 from workers.sender import Sender
 
@@ -270,7 +270,8 @@ async def embedded_queue(
         return await jobs.deliver(item)
 
     queue = InProcessQueue(handle, concurrency=settings.delivery_concurrency)
-    jobs = Jobs(app, sender.send, LocalRateLimiter(), requeue=queue.deliver)
+    share = embedded_share(settings.delivery_concurrency)
+    jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=share, requeue=queue.deliver)
     views = app.views
     assert isinstance(views, SQLViews)
     metrics.queue_depth.set_function(lambda: queue.depth)

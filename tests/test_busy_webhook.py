@@ -23,7 +23,7 @@ from hookline.wiring import build_application, utcnow
 from store.readmodel import SQLViews
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
-from workers.jobs import Jobs
+from workers.jobs import PER_WEBHOOK, Jobs, embedded_share
 from workers.ratelimit import LocalRateLimiter
 from workers.sender import Sender
 
@@ -112,3 +112,10 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
     assert peak == SHARE
     assert left == [], f"{len(left)} of {COUNT} deliveries were left waiting for a sweep"
     assert arrived == COUNT
+
+
+def test_one_webhook_gets_at_most_half_of_serves_sends() -> None:
+    assert embedded_share(64) == PER_WEBHOOK == 32
+    assert embedded_share(1_000) == PER_WEBHOOK
+    assert embedded_share(16) == 8
+    assert embedded_share(1) == 1

@@ -26,7 +26,7 @@ from domain.requests import OutgoingRequest
 from hookline.settings import Settings
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, webhook_input
 from tests.support import Receiver, Server, distributed_env, free_port, server_env, wait_until
-from workers.jobs import PER_WEBHOOK, worker_share
+from workers.jobs import embedded_share, worker_share
 from workers.sender import Sender
 
 CONNECT_TIMEOUT = 2.0
@@ -342,6 +342,7 @@ class HostileTarget:
 
 SLOW = 0.2
 SWEEP_SECONDS = 5.0  # HOOKLINE_SWEEP_SECONDS's default, which quick_server keeps
+EMBEDDED_SHARE = embedded_share(Settings.model_fields["delivery_concurrency"].default)  # also kept
 CUT_OFF_PATHS = ["huge", "huge-chunked", "hang", "drip", "drip-headers"]  # the sender must cut these off
 HOSTILE_PATHS = [*CUT_OFF_PATHS, "redirect"]
 
@@ -492,7 +493,7 @@ def test_many_deliveries_to_a_hanging_target_do_not_hold_up_another_webhook(
 
         publish(quick_server, org, "hostile.event", 150)
         # The hanging target holds as many sends as one webhook may have in flight, and no more.
-        wait_until(lambda: len(hostile.visits) >= PER_WEBHOOK, timeout=10)
+        wait_until(lambda: len(hostile.visits) >= EMBEDDED_SHARE, timeout=10)
         latencies = measure_fast_deliveries(quick_server, org, receiver, 3)
 
     assert_not_delayed(baseline, latencies)
@@ -502,7 +503,7 @@ def test_a_slow_target_gets_one_webhooks_share_of_sends_at_once_and_every_delive
     quick_server: Server,
 ) -> None:
     """80 deliveries to a target that answers after 0.2 s: at most one webhook's share of sends are in
-    flight per process (embedded: exactly PER_WEBHOOK, the others waiting off the queue for a send to
+    flight per process (embedded: exactly `embedded_share`, the others waiting off the queue for a send to
     end; a worker: `worker_share` of its jobs), and every delivery arrives once."""
     org = new_org(quick_server)
     count = 80
@@ -521,7 +522,7 @@ def test_a_slow_target_gets_one_webhooks_share_of_sends_at_once_and_every_delive
         share = worker_share(Settings.model_fields["worker_jobs"].default) * quick_server.workers
         assert peak <= share, f"{peak} sends at once to one webhook (at most {share})"
     else:
-        assert peak == PER_WEBHOOK, f"only {peak} sends at once: deliveries waited for nothing"
+        assert peak == EMBEDDED_SHARE, f"only {peak} sends at once: deliveries waited for nothing"
         # Taken up as sends end (about 1 s in all), not left for the sweep of the store every 5 s.
         span = max(v.answered or 0.0 for v in visits) - min(v.arrived for v in visits)
         assert span < SWEEP_SECONDS, (

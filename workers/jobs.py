@@ -24,8 +24,15 @@ log = structlog.get_logger("hookline.jobs")
 
 # Sends in flight to one webhook at once, per process: a target that hangs holds at most this many
 # of the process's slots, and the other webhooks' deliveries keep flowing.
-PER_WEBHOOK = 16
+PER_WEBHOOK = 32
 BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
+
+
+def embedded_share(delivery_concurrency: int) -> int:
+    """One webhook's slots in `serve`'s own queue: at most half of them (PER_WEBHOOK of the default 64),
+    so a hanging target leaves the other half to the other webhooks. Its waiting deliveries are off
+    the queue (parked), so they hold no slot while they wait."""
+    return min(PER_WEBHOOK, max(1, delivery_concurrency // 2))
 
 
 def worker_share(worker_jobs: int) -> int:
