@@ -1,0 +1,188 @@
+"""The deliver job on its own: a busy webhook's waiting deliveries, a batch with a damaged delivery.
+
+The real application (SQLite store, read models), the embedded queue, the deliver job and the sender,
+sending to an aiohttp target on loopback; no follower and no sweep run, so whatever is left waiting
+stays left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import cast
+from uuid import UUID, uuid4
+
+from aiohttp import web
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
+from eventsourcing.utils import get_topic
+
+from domain.application import Hookline
+from domain.deliveries import Delivery, DeliveryStatus
+from domain.events import Publication
+from domain.roles import Role
+from domain.webhooks import WebhookSpec
+from hookline.settings import Settings
+from hookline.wiring import build_application, utcnow
+from store.readmodel import SQLViews
+from tests.support import free_port
+from workers.inprocess import InProcessQueue
+from workers.jobs import PER_WEBHOOK, Jobs, embedded_share
+from workers.ratelimit import LocalRateLimiter
+from workers.sender import Sender
+
+COUNT = 100
+SHARE = 4  # sends at once to the one webhook
+ANSWER_SECONDS = 0.02
+
+
+def application(directory: Path) -> Hookline:
+    return build_application(
+        Settings(database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True)
+    )
+
+
+@contextlib.asynccontextmanager
+async def target(answer: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """An aiohttp target on loopback; yields its URL."""
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_post("/target", answer)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/target"
+    finally:
+        await runner.cleanup()
+
+
+def deliveries_to(app: Hookline, url: str, count: int) -> list[UUID]:
+    """One webhook to `url` and `count` events for it, fanned out: their deliveries, pending."""
+    views = app.views
+    assert isinstance(views, SQLViews)
+    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url)
+    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+    events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
+    views.catch_up()
+    deliveries = [d for ids in app.fan_out_many([event_id for event_id, _ in events]) for d in ids]
+    views.catch_up()
+    assert len(deliveries) == count
+    return deliveries
+
+
+def statuses(app: Hookline, deliveries: list[UUID]) -> list[str]:
+    return [cast(Delivery, app.repository.get(d)).status for d in deliveries]
+
+
+def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them_again(
+    tmp_path: Path,
+) -> None:
+    """As at the end of a long burst: the read model no longer holds the deliveries in memory, and a
+    sweep of the store queues the unfinished ones again while they wait for a slot. Each send that
+    ends must still hand its slot on to a waiting delivery, also when the delivery woken for it was
+    sent meanwhile by its other job: the last ones must not wait for the next sweep."""
+    app = application(tmp_path)
+    views = app.views
+    assert isinstance(views, SQLViews)
+    in_flight, peak, arrived = 0, 0, 0
+    all_arrived = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.Response:
+        nonlocal in_flight, peak, arrived
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(ANSWER_SECONDS)
+        in_flight -= 1
+        arrived += 1
+        if arrived == COUNT:
+            all_arrived.set()
+        return web.Response(text="ok")
+
+    async def scenario() -> list[str]:
+        async with target(slow) as url:
+            return await run(deliveries_to(app, url, COUNT))
+
+    async def run(deliveries: list[UUID]) -> list[str]:
+        views.cache.clear()  # as after a long backlog: the states are read back from the store
+        sender = Sender(allow_private_targets=True, clock=utcnow)
+        await sender.start()
+
+        async def handle(kind: str, item: UUID) -> float | None:
+            assert kind == "deliver"
+            return await jobs.deliver(item)
+
+        queue = InProcessQueue(handle, concurrency=64)
+        jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=SHARE, requeue=queue.deliver)
+        try:
+            async with queue.running():
+                for delivery_id in deliveries:
+                    queue.deliver(delivery_id)
+                for _ in range(2):
+                    await asyncio.sleep(3 * ANSWER_SECONDS)
+                    for delivery_id in deliveries:  # a sweep: every unfinished delivery, again
+                        queue.deliver(delivery_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_arrived.wait(), 10)
+                await asyncio.sleep(0.2)  # the last records
+                return statuses(app, deliveries)
+        finally:
+            await sender.close()
+
+    try:
+        ended = asyncio.run(scenario())
+    finally:
+        app.close()
+    assert peak == SHARE
+    left = [status for status in ended if status != DeliveryStatus.SUCCEEDED]
+    assert left == [], f"{len(left)} of {COUNT} deliveries were left waiting for a sweep"
+    assert arrived == COUNT
+
+
+def test_a_delivery_that_cannot_be_prepared_fails_alone_and_its_batch_is_sent(tmp_path: Path) -> None:
+    """Jobs that run together are prepared in one call; when that call raises (here a delivery whose
+    stored record is damaged), each is prepared again on its own, so only the damaged one fails."""
+    app = application(tmp_path)
+    arrived = 0
+
+    async def answer(_: web.Request) -> web.Response:
+        nonlocal arrived
+        arrived += 1
+        return web.Response(text="ok")
+
+    async def scenario() -> tuple[list[UUID], list[float | BaseException | None]]:
+        async with target(answer) as url:
+            deliveries = deliveries_to(app, url, 10)
+            damaged = uuid4()
+            app.recorder.insert_events(
+                [StoredEvent(damaged, 1, get_topic(Delivery.Created), b"not what was written")]
+            )
+            sender = Sender(allow_private_targets=True, clock=utcnow)
+            await sender.start()
+            jobs = Jobs(app, sender.send, LocalRateLimiter())
+            try:  # started in one turn of the loop: prepared in one batch
+                outcomes = await asyncio.gather(
+                    *(jobs.deliver(d) for d in [*deliveries[:5], damaged, *deliveries[5:]]),
+                    return_exceptions=True,
+                )
+            finally:
+                await sender.close()
+            return deliveries, outcomes
+
+    try:
+        deliveries, outcomes = asyncio.run(scenario())
+        ended = statuses(app, deliveries)
+    finally:
+        app.close()
+    assert isinstance(outcomes.pop(5), MapperDeserialisationError)
+    assert outcomes == [None] * 10
+    assert arrived == 10
+    assert ended == [DeliveryStatus.SUCCEEDED] * 10
+
+
+def test_one_webhook_gets_at_most_half_of_serves_sends() -> None:
+    assert embedded_share(64) == PER_WEBHOOK == 32
+    assert embedded_share(1_000) == PER_WEBHOOK
+    assert embedded_share(16) == 8
+    assert embedded_share(1) == 1
