@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test browser lint typecheck schema schema-check pytest bench bench-readmodels fuzz clean
+.PHONY: run test browser lint typecheck schema schema-check pytest bench bench-readmodels bench-stages fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: $(INSTALLED)
 
 bench-readmodels: $(INSTALLED)
 	$(BIN)/python -m bench.readmodels $(BENCH_ARGS)
+
+bench-stages: $(INSTALLED)
+	$(BIN)/python -m bench.stages $(BENCH_ARGS)
 
 fuzz: $(INSTALLED)
 	HOOKLINE_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/test_fuzz.py
