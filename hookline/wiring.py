@@ -376,7 +376,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "max_jobs": settings.worker_jobs,
         "job_completion_wait": WORKER_DRAIN_SECONDS,
         # arq starts jobs only when it polls: a worker busy with one webhook's share of sends waits
-        # for the next poll to take up more (at 50 ms one worker made 122-123 deliveries/s, at 20 ms
+        # for the next poll to take up more (at 50 ms one worker made 114-123 deliveries/s, at 20 ms
         # 244-251/s); idle, it costs a Redis query per worker every 20 ms.
         "poll_delay": 0.02,
         "keep_result": 0,
