@@ -33,24 +33,16 @@ from domain.webhooks import Webhook, compiled_filters
 
 
 class DeliveryCommands(HooklineBase):
-    def publish_event(self, principal: Principal, event: Publication) -> tuple[UUID, bool]:
-        """Records an event; returns its id and whether it repeats an earlier one."""
-        return self.publish_events(principal, [event], batch=False)[0]
-
-    def publish_events(
-        self, principal: Principal, events: Sequence[Publication], *, batch: bool = True
-    ) -> list[tuple[UUID, bool]]:
+    def publish_events(self, principal: Principal, events: Sequence[Publication]) -> list[tuple[UUID, bool]]:
         """Records events in one transaction; each with its own idempotency (a repeat is reported
         as a duplicate, also within the batch, and creates nothing)."""
         principal.require(Permission.PUBLISH_EVENTS)
-        if batch and not 1 <= len(events) <= MAX_BATCH:
+        if not 1 <= len(events) <= MAX_BATCH:
             raise InvalidInput([Problem("input", f"must hold 1 to {MAX_BATCH} events")])
         problems = [
             problem
             for index, event in enumerate(events)
-            for problem in check_publication(
-                event, self.max_payload_bytes, prefix=f"input[{index}]." if batch else ""
-            )
+            for problem in check_publication(event, self.max_payload_bytes, prefix=f"input[{index}].")
         ]
         if problems:
             raise InvalidInput(problems)
@@ -60,7 +52,7 @@ class DeliveryCommands(HooklineBase):
     def publish_each(
         self, publications: Sequence[tuple[Principal, Publication]]
     ) -> list[tuple[UUID, bool] | HooklineError]:
-        """Single events of several callers (`publish_event` each) recorded in one transaction.
+        """Single events of several callers (a `publishEvent` each) recorded in one transaction.
 
         Each is answered on its own: one that may not be published, or is invalid, gets its error
         and stops none of the others."""
