@@ -6,6 +6,7 @@ A delivery that may not go yet (rate limit, not due) is deferred with `arq.Retry
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -16,8 +17,16 @@ MAX_DEFERRALS = 100_000  # a rate-limited delivery may be put back many times; i
 JOB_TIMEOUT = 60  # longer than any attempt's total timeout; a killed worker's job runs again after it
 
 
-async def fan_out(ctx: dict[str, Any], event_id: str) -> int:
-    return len(await ctx["jobs"].fan_out(UUID(event_id)))
+async def fan_out(ctx: dict[str, Any], *event_ids: str) -> int:
+    """Fans out the events the queue gathered into the job (one, or a flush's worth). An event that
+    cannot be fanned out fails the job once the others are done; the sweeper queues it again."""
+    made = await asyncio.gather(
+        *(ctx["jobs"].fan_out(UUID(event_id)) for event_id in event_ids), return_exceptions=True
+    )
+    for result in made:
+        if isinstance(result, BaseException):
+            raise result
+    return sum(len(deliveries) for deliveries in made if isinstance(deliveries, list))
 
 
 async def deliver(ctx: dict[str, Any], delivery_id: str, due: int | None = None) -> None:

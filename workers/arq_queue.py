@@ -1,8 +1,10 @@
 """The distributed queue: jobs (ids only) go to Redis for `hookline worker` processes run by arq.
 
 Job ids are derived from what the job is for, so that the dispatcher, the sweeper and any number of
-gateways can submit the same job again and arq keeps one: `fan_out:<event>`, and
-`deliver:<delivery>:<due ms>` (a new attempt time is a new job). A deliver job carries its due time:
+gateways can submit the same job again and arq keeps one: `fan_out:<event>` (or, for the events one
+flush gathers, `fan_out:<digest of their ids>`: a job for many events costs arq's bookkeeping once;
+a second fan-out of an event finds it done), and `deliver:<delivery>:<due ms>` (a new attempt time is
+a new job). A deliver job carries its due time:
 when the delivery has moved on to another one, the job is obsolete and ends without sending (the job
 for the current due time does the work), so a late resubmission never doubles a send.
 """
@@ -10,7 +12,9 @@ for the current due time does the work), so a late resubmission never doubles a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -27,6 +31,7 @@ log = structlog.get_logger("hookline.queue")
 FAN_OUT = "fan_out"
 DELIVER = "deliver"
 FLUSH_LIMIT = 500  # jobs per round trip
+FAN_OUT_BATCH = 100  # events per fan-out job
 
 # arq's enqueue_job, for many jobs in one round trip: a job whose id is queued or has a result is kept
 # as it is (the same rule, applied atomically, as arq's WATCH / MULTI).
@@ -42,8 +47,10 @@ return 0
 """
 
 
-def fan_out_job_id(event_id: UUID) -> str:
-    return f"{FAN_OUT}:{event_id}"
+def fan_out_job_id(event_ids: Sequence[str]) -> str:
+    if len(event_ids) == 1:
+        return f"{FAN_OUT}:{event_ids[0]}"
+    return f"{FAN_OUT}:{hashlib.blake2b(','.join(event_ids).encode(), digest_size=16).hexdigest()}"
 
 
 def deliver_job_id(delivery_id: UUID, at: datetime | None) -> str:
@@ -51,8 +58,9 @@ def deliver_job_id(delivery_id: UUID, at: datetime | None) -> str:
 
 
 class ArqQueue:
-    """Submits jobs from any thread, gathered into one round trip to Redis per turn of the event loop;
-    a submission that fails (Redis down) is logged and left to the sweeper, which re-reads the store."""
+    """Submits jobs from any thread, gathered into one round trip to Redis per turn of the event loop
+    (the events to fan out, into jobs of up to FAN_OUT_BATCH); a submission that fails (Redis down) is
+    logged and left to the sweeper, which re-reads the store."""
 
     def __init__(self, redis: ArqRedis, loop: asyncio.AbstractEventLoop) -> None:
         self.redis = redis
@@ -60,23 +68,32 @@ class ArqQueue:
         self._enqueue = redis.register_script(ENQUEUE)
         self._lock = threading.Lock()
         self._pending: list[tuple[str, int, int, bytes]] = []
+        self._fan_outs: list[str] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
     def fan_out(self, event_id: UUID) -> None:
-        self._add(fan_out_job_id(event_id), FAN_OUT, (str(event_id),), None)
+        with self._lock:
+            self._fan_outs.append(str(event_id))
+            first = len(self._pending) + len(self._fan_outs) == 1
+        if first:
+            self.loop.call_soon_threadsafe(self._flush_soon)
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        self._add(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
+        job = self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
+        with self._lock:
+            self._pending.append(job)
+            first = len(self._pending) + len(self._fan_outs) == 1
+        if first:
+            self.loop.call_soon_threadsafe(self._flush_soon)
 
-    def _add(self, job_id: str, function: str, args: tuple[object, ...], at: datetime | None) -> None:
+    def _job(
+        self, job_id: str, function: str, args: tuple[object, ...], at: datetime | None
+    ) -> tuple[str, int, int, bytes]:
+        """What ENQUEUE takes for a job: its id, score (when it may run), time to live, and body."""
         now = timestamp_ms()
         score = to_unix_ms(at) if at is not None else now
         job = serialize_job(function, args, {}, None, now, serializer=self.redis.job_serializer)
-        with self._lock:
-            self._pending.append((job_id, score, score - now + self.redis.expires_extra_ms, job))
-            first = len(self._pending) == 1
-        if first:
-            self.loop.call_soon_threadsafe(self._flush_soon)
+        return job_id, score, score - now + self.redis.expires_extra_ms, job
 
     def _flush_soon(self) -> None:
         task = self.loop.create_task(self._flush())
@@ -86,6 +103,10 @@ class ArqQueue:
     async def _flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+            fan_outs, self._fan_outs = list(dict.fromkeys(self._fan_outs)), []
+        for start in range(0, len(fan_outs), FAN_OUT_BATCH):
+            events = tuple(fan_outs[start : start + FAN_OUT_BATCH])
+            pending.append(self._job(fan_out_job_id(events), FAN_OUT, events, None))
         for start in range(0, len(pending), FLUSH_LIMIT):
             args = [value for job in pending[start : start + FLUSH_LIMIT] for value in job]
             try:

@@ -61,7 +61,7 @@ class Jobs:
         self._in_flight: dict[UUID, int] = {}
         self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
         self._parked: dict[UUID, UUID] = {}  # the waiting deliveries' webhooks
-        self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(app.fan_out_many)
+        self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(self._fan_out_all)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
         self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all)
 
@@ -157,6 +157,18 @@ class Jobs:
         self._waiting.setdefault(webhook_id, {})[delivery_id] = None
         self._parked[delivery_id] = webhook_id
         return None  # queued again when a slot frees (`_give_back`); lost only with the process
+
+    def _fan_out_all(self, event_ids: Sequence[UUID]) -> Sequence[list[UUID] | Exception]:
+        try:
+            return self.app.fan_out_many(event_ids)
+        except Exception:  # one of them cannot be fanned out: each on its own, so only its job fails
+            return [self._fan_out_one(event_id) for event_id in event_ids]
+
+    def _fan_out_one(self, event_id: UUID) -> list[UUID] | Exception:
+        try:
+            return self.app.fan_out(event_id)
+        except Exception as error:
+            return error
 
     def _prepare_all(self, jobs: Sequence[tuple[UUID, int | None]]) -> Sequence[Prepared | Exception]:
         try:

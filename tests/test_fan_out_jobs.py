@@ -1,0 +1,110 @@
+"""Fan-out jobs in distributed mode: the events one flush of the queue gathers go to Redis as few jobs,
+submitted again they are not queued twice, and an event that cannot be fanned out fails alone.
+
+Real Redis (a db index of the test's own) for the queue; the real application on SQLite for the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from arq.connections import ArqRedis
+from arq.constants import default_queue_name, job_key_prefix
+from arq.jobs import deserialize_job
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
+from eventsourcing.utils import get_topic
+
+from domain.deliveries import due_key
+from domain.events import Event, Publication
+from domain.roles import Role
+from domain.webhooks import WebhookSpec
+from hookline.settings import Settings
+from hookline.wiring import build_application
+from store.readmodel import SQLViews
+from tests.support import redis_database
+from workers import arq_jobs
+from workers.arq_queue import DELIVER, FAN_OUT, FAN_OUT_BATCH, ArqQueue, deliver_job_id
+from workers.jobs import Jobs
+from workers.ratelimit import LocalRateLimiter
+
+
+async def queued(redis: ArqRedis, count: int) -> dict[str, tuple[str, tuple[object, ...]]]:
+    """The queue's jobs once it holds `count` of them (within 5 s): job id -> (function, args)."""
+    deadline = time.monotonic() + 5
+    while await redis.zcard(default_queue_name) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} jobs queued"
+        await asyncio.sleep(0.01)
+    jobs = {}
+    for job_id in await redis.zrange(default_queue_name, 0, -1):
+        body = await redis.get(job_key_prefix + job_id.decode())
+        job = deserialize_job(body)
+        jobs[job_id.decode()] = (job.function, tuple(job.args))
+    return jobs
+
+
+def test_a_flushs_fan_outs_are_queued_as_few_jobs_and_not_twice() -> None:
+    events = [uuid4() for _ in range(2 * FAN_OUT_BATCH + 50)]
+    delivery = uuid4()
+
+    async def scenario() -> None:
+        with redis_database() as url:
+            redis = ArqRedis.from_url(url)
+            try:
+                queue = ArqQueue(redis, asyncio.get_running_loop())
+                for event_id in [*events, events[0]]:  # named twice in one flush: once in a job
+                    queue.fan_out(event_id)
+                queue.deliver(delivery)
+                jobs = await queued(redis, 4)
+                fan_outs = [args for function, args in jobs.values() if function == FAN_OUT]
+                assert sorted(map(len, fan_outs)) == [50, FAN_OUT_BATCH, FAN_OUT_BATCH]
+                assert sorted(str(e) for args in fan_outs for e in args) == sorted(map(str, events))
+                assert jobs[deliver_job_id(delivery, None)] == (DELIVER, (str(delivery), due_key(None)))
+
+                for event_id in events:  # the same events named again: the same jobs, kept once
+                    queue.fan_out(event_id)
+                await asyncio.sleep(0.2)
+                assert (await queued(redis, 4)).keys() == jobs.keys()
+
+                queue.fan_out(events[-1])  # a flush of its own: a job named after its event
+                again = await queued(redis, 5)
+                assert again.keys() - jobs.keys() == {f"{FAN_OUT}:{events[-1]}"}
+            finally:
+                await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_that_cannot_be_fanned_out_fails_its_job_after_the_others_are_done(
+    tmp_path: Path,
+) -> None:
+    """The events of one job are fanned out in one transaction; when that raises (here an event whose
+    stored record is damaged), each is fanned out on its own, and the job fails for the one alone."""
+    app = build_application(
+        Settings(database_url=f"sqlite:///{tmp_path}/hookline.sqlite3", allow_private_targets=True)
+    )
+    views = app.views
+    assert isinstance(views, SQLViews)
+    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+    spec = WebhookSpec(name="t", event_types=("job.event",), target_url="http://127.0.0.1:9/")
+    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+    published = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(10)])
+    views.catch_up()
+    good = [event_id for event_id, _ in published]
+    damaged = uuid4()
+    app.recorder.insert_events([StoredEvent(damaged, 1, get_topic(Event.Created), b"not what was written")])
+
+    async def job() -> None:
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
+        await arq_jobs.fan_out({"jobs": jobs}, *map(str, [*good[:5], damaged, *good[5:]]))
+
+    try:
+        with pytest.raises(MapperDeserialisationError):
+            asyncio.run(job())
+        stored: list[Event] = [app.repository.get(event_id) for event_id in good]
+    finally:
+        app.close()
+    assert [(e.fanned_out, len(e.webhook_ids)) for e in stored] == [(True, 1)] * 10
