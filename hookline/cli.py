@@ -46,9 +46,8 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run an arq worker that fans out and delivers (needs HOOKLINE_REDIS_URL)."""
-    from arq.worker import run_worker
-
     from hookline.wiring import supervise_worker, worker_settings
+    from workers.arq_worker import ClaimingWorker
 
     settings = Settings()
     logs.configure(settings.log_level)
@@ -57,7 +56,7 @@ def worker() -> None:
             "error: hookline worker needs HOOKLINE_REDIS_URL (e.g. redis://127.0.0.1:6379/0)", err=True
         )
         raise typer.Exit(2)
-    supervise_worker(lambda: run_worker(worker_settings(settings)))
+    supervise_worker(lambda: ClaimingWorker(**worker_settings(settings)).run())
 
 
 @keys.command("create")
