@@ -38,6 +38,9 @@ class Views(Protocol):
     def states(self, ids: Iterable[UUID]) -> Mapping[UUID, object]:
         """Projected states by id, as they stand now; not to be changed in place."""
 
+    def stored(self, ids: Iterable[UUID]) -> Mapping[UUID, object]:
+        """Aggregates as the event store has them now (not projected: never behind), read at once."""
+
     def held(self, aggregate_id: UUID) -> object | None:
         """A projected state if this process holds it in memory (no I/O, so callable anywhere)."""
 

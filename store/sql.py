@@ -25,6 +25,7 @@ class Cursor(Protocol):
 class Database(Protocol):
     blob: str  # the type of binary columns
     bigint: str
+    events: str  # the event store's table of stored events, as SQL names it
 
     def transaction(self, *, commit: bool) -> Any:
         """A context manager yielding a `Cursor` inside one transaction."""
@@ -41,8 +42,9 @@ class SQLiteDatabase:
         # Any write takes SQLite's one write lock for the rest of the transaction.
         cursor.execute("CREATE TABLE IF NOT EXISTS hl_lock (id INTEGER PRIMARY KEY)")
 
-    def __init__(self, datastore: Any) -> None:
+    def __init__(self, datastore: Any, events_table: str) -> None:
         self.datastore = datastore  # eventsourcing.sqlite.SQLiteDatastore
+        self.events = f'"{events_table}"'
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
@@ -75,8 +77,9 @@ class PostgresDatabase:
     def serialize(self, cursor: Cursor) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(?)", (self.SCHEMA_LOCK,))
 
-    def __init__(self, datastore: Any) -> None:
+    def __init__(self, datastore: Any, events_table: str) -> None:
         self.datastore = datastore  # eventsourcing.postgres.PostgresDatastore
+        self.events = f'"{datastore.schema}"."{events_table}"'
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
@@ -93,5 +96,5 @@ def database_of(recorder: Any) -> Database:
     """The database an application recorder stores its events in."""
     datastore = recorder.datastore
     if type(datastore).__name__ == "PostgresDatastore":
-        return PostgresDatabase(datastore)
-    return SQLiteDatabase(datastore)
+        return PostgresDatabase(datastore, recorder.events_table_name)
+    return SQLiteDatabase(datastore, recorder.events_table_name)

@@ -117,6 +117,11 @@ class HooklineBase(Application[UUID]):
             return None
         return aggregate if isinstance(aggregate, cls) else None
 
+    def _get_many(self, cls: type[A], aggregate_ids: Sequence[UUID]) -> dict[UUID, A]:
+        """`_get` for several aggregates, read from the store at once."""
+        stored = self.read.stored(aggregate_ids)
+        return {i: a for i, a in stored.items() if isinstance(a, cls)}
+
     def _current(self, cls: type[A], aggregate_id: UUID) -> A | None:
         """An aggregate as the read model holds it (fast; possibly a moment behind the store), to
         change and save: a stale one only loses the race on its version. Falls back to the store."""

@@ -176,7 +176,8 @@ class DeliveryCommands(HooklineBase):
         now = self.clock()
         # The deliveries come from the store itself (their versions guard against a second send);
         # the rest, which only needs to be recent, from the read model.
-        deliveries = [self._get(Delivery, delivery_id) for delivery_id, _ in jobs]
+        stored = self._get_many(Delivery, [delivery_id for delivery_id, _ in jobs])
+        deliveries = [stored.get(delivery_id) for delivery_id, _ in jobs]
         going = [delivery for delivery in deliveries if delivery is not None and not delivery.finished]
         found = self._current_many(
             Aggregate, list(dict.fromkeys(i for d in going for i in (d.webhook_id, d.event_id)))

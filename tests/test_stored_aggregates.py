@@ -1,0 +1,70 @@
+"""`Views.stored`: many aggregates read from the event store in one query equal what the library's
+repository reads one by one, on SQLite and on PostgreSQL (a database of the test's own)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from domain.application import Hookline
+from domain.deliveries import Attempt, Delivery
+from domain.events import Publication
+from domain.roles import Role
+from domain.webhooks import Webhook, WebhookSpec
+from hookline.settings import Settings
+from hookline.wiring import build_application
+from tests.support import postgres_database
+
+
+@contextmanager
+def application(kind: str, directory: Path) -> Iterator[Hookline]:
+    if kind == "sqlite":
+        app = build_application(Settings(database_url=f"sqlite:///{directory}/h.sqlite3"))
+        try:
+            yield app
+        finally:
+            app.close()
+        return
+    with postgres_database() as url:
+        app = build_application(Settings(database_url=url, database_pool_size=2))
+        try:
+            yield app
+        finally:
+            app.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_stored_aggregates_equal_the_repositorys(kind: str, tmp_path: Path) -> None:
+    with application(kind, tmp_path) as app:
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
+        webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+        app.set_webhook_active(principal, webhook.id, False)
+        app.set_webhook_active(principal, webhook.id, True)  # three events
+        published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(4)])
+        app.read.catch_up()
+        events = [event_id for event_id, _ in published]
+        deliveries = [d for made in app.fan_out_many(events) for d in made]
+        failed = Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy", "7")
+        app.record_attempts([(app.repository.get(d), failed) for d in deliveries[:2]])
+
+        wanted = [*deliveries, *events, webhook.id, deliveries[0], uuid4()]  # a repeat, an unknown
+        stored = app.read.stored(wanted)
+
+        assert set(stored) == {*deliveries, *events, webhook.id}
+        for aggregate_id, aggregate in stored.items():
+            expected: object = app.repository.get(aggregate_id)
+            assert type(aggregate) is type(expected)
+            assert vars(aggregate) == vars(expected)
+        attempted = stored[deliveries[0]]
+        assert isinstance(attempted, Delivery)
+        assert attempted.version == 2
+        changed = stored[webhook.id]
+        assert isinstance(changed, Webhook)
+        assert changed.version == 3
+        assert app.read.stored([]) == {}
