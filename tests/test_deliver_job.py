@@ -1,4 +1,5 @@
-"""The deliver job on its own: a busy webhook's waiting deliveries, a batch with a damaged delivery.
+"""The deliver job on its own: a busy webhook's waiting deliveries (in serve and in a worker), a batch
+with a damaged delivery.
 
 The real application (SQLite store, read models), the embedded queue, the deliver job and the sender,
 sending to an aiohttp target on loopback; no follower and no sweep run, so whatever is left waiting
@@ -28,7 +29,7 @@ from hookline.wiring import build_application, utcnow
 from store.readmodel import SQLViews
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
-from workers.jobs import PER_WEBHOOK, Jobs, embedded_share
+from workers.jobs import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, Jobs, embedded_share
 from workers.ratelimit import LocalRateLimiter
 from workers.sender import Sender
 
@@ -186,3 +187,50 @@ def test_one_webhook_gets_at_most_half_of_serves_sends() -> None:
     assert embedded_share(1_000) == PER_WEBHOOK
     assert embedded_share(16) == 8
     assert embedded_share(1) == 1
+
+
+def busy_webhook_outcomes(
+    directory: Path, answer_seconds: float, count: int
+) -> tuple[list[float | None], int]:
+    """`count` deliver jobs started at once for one webhook with 2 slots, as a worker runs them (no
+    `requeue`): what each job answered, and the most sends in flight at once."""
+    app = application(directory)
+    in_flight, peak = 0, 0
+
+    async def answer(_: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(answer_seconds)
+        in_flight -= 1
+        return web.Response(text="ok")
+
+    async def scenario() -> list[float | None]:
+        async with target(answer) as url:
+            deliveries = deliveries_to(app, url, count)
+            sender = Sender(allow_private_targets=True, clock=utcnow)
+            await sender.start()
+            jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=2)
+            try:
+                return await asyncio.gather(*(jobs.deliver(d) for d in deliveries))
+            finally:
+                await sender.close()
+
+    try:
+        return asyncio.run(scenario()), peak
+    finally:
+        app.close()
+
+
+def test_a_workers_job_for_a_busy_webhook_takes_a_slot_that_frees_soon(tmp_path: Path) -> None:
+    """Put back in Redis, a job costs a worker more than its delivery: to a target that answers within
+    SLOT_HOLD, jobs beyond the webhook's slots wait for a send to end instead."""
+    outcomes, peak = busy_webhook_outcomes(tmp_path, SLOT_HOLD / 10, 4)
+    assert outcomes == [None] * 4
+    assert peak == 2
+
+
+def test_a_workers_job_for_a_webhook_whose_sends_do_not_end_is_put_back(tmp_path: Path) -> None:
+    outcomes, peak = busy_webhook_outcomes(tmp_path, SLOT_HOLD * 6, 3)
+    assert sorted(outcomes, key=str) == [BUSY_WAIT, None, None]
+    assert peak == 2

@@ -6,6 +6,7 @@ Their writes go through batchers, so that many jobs running at once share few tr
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
@@ -26,6 +27,7 @@ log = structlog.get_logger("hookline.jobs")
 # of the process's slots, and the other webhooks' deliveries keep flowing.
 PER_WEBHOOK = 32
 BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
+SLOT_HOLD = 0.05  # ... after holding its job slot this long for one of the webhook's sends to end
 
 
 def embedded_share(delivery_concurrency: int) -> int:
@@ -61,6 +63,7 @@ class Jobs:
         self._in_flight: dict[UUID, int] = {}
         self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
         self._parked: dict[UUID, UUID] = {}  # the waiting deliveries' webhooks
+        self._held: dict[UUID, deque[asyncio.Future[None]]] = {}  # per webhook, jobs held for a slot
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(self._fan_out_all)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
         self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all)
@@ -76,7 +79,7 @@ class Jobs:
         webhook, else just before the send."""
         slot = await self._webhook_of(delivery_id)
         if slot is not None:
-            if self._full(slot):
+            if self._full(slot) and not await self._slot_freed(slot):
                 return self._wait_for_slot(slot, delivery_id)
             self._take(slot)
         try:
@@ -90,7 +93,7 @@ class Jobs:
                 if wait > 0:
                     return wait
             if slot is None:
-                if self._full(prepared.webhook_id):
+                if self._full(prepared.webhook_id) and not await self._slot_freed(prepared.webhook_id):
                     return self._wait_for_slot(prepared.webhook_id, delivery_id)
                 slot = self._take(prepared.webhook_id)
             attempt = await self.send(prepared.request, prepared.delivery.next_attempt_number)
@@ -132,6 +135,12 @@ class Jobs:
         left = self._in_flight.pop(webhook_id) - 1
         if left:
             self._in_flight[webhook_id] = left
+        held = self._held.get(webhook_id)
+        while held:
+            job = held.popleft()
+            if not job.done():
+                job.set_result(None)
+                break
         waiting = self._waiting.get(webhook_id)
         if waiting and self.requeue is not None:
             delivery_id = next(iter(waiting))
@@ -148,6 +157,26 @@ class Jobs:
             if not waiting:
                 del self._waiting[webhook_id]
         return webhook_id
+
+    async def _slot_freed(self, webhook_id: UUID) -> bool:
+        """Without `requeue` (arq), holds the job up to SLOT_HOLD for a send to the webhook to end and
+        leave a slot: to a quick target one soon does, and putting the job back in Redis to run again
+        costs more than the delivery. Whether the webhook has a slot free now."""
+        if self.requeue is not None:
+            return not self._full(webhook_id)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + SLOT_HOLD
+        while self._full(webhook_id) and (left := until - loop.time()) > 0:
+            job = loop.create_future()
+            held = self._held.setdefault(webhook_id, deque())
+            held.append(job)
+            try:
+                await asyncio.wait_for(job, left)
+            except TimeoutError:
+                held.remove(job)  # not woken (a woken one is off the deque)
+            if not held:
+                self._held.pop(webhook_id, None)
+        return not self._full(webhook_id)
 
     def _wait_for_slot(self, webhook_id: UUID, delivery_id: UUID) -> float | None:
         if self.requeue is None:
