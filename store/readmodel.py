@@ -330,6 +330,7 @@ class SQLViews(ReadModelQueries):
     def _write(self, c: Any, batch: _Batch) -> None:
         """Writes the batch's final states and index rows, one row per aggregate."""
         states, deliveries, events = [], [], []
+        event_seqs = self._event_seqs(c, batch)
         for aggregate_id, aggregate in batch.states.items():
             stored = self.app.mapper.to_stored_event(Snapshot.take(aggregate))
             states.append((aggregate_id.hex, aggregate.version, stored.topic, stored.state))
@@ -348,7 +349,7 @@ class SQLViews(ReadModelQueries):
                         seq,
                         aggregate.status,
                         next_at.isoformat() if next_at else None,
-                        self._event_seq(c, aggregate.event_id, batch) if created else 0,
+                        event_seqs.get(aggregate.event_id, 0) if created else 0,
                         moment(aggregate.created_on),
                     )
                 )
@@ -462,13 +463,20 @@ class SQLViews(ReadModelQueries):
                 [(webhook.id.hex, webhook.organization_id.hex, t) for t in set(spec.event_types)],
             )
 
-    def _event_seq(self, c: Any, event_id: UUID, batch: _Batch) -> int:
-        """The position of an event's publication: the order of an ordered webhook's deliveries."""
-        if event_id in batch.created:
-            return batch.created[event_id]
-        c.execute("SELECT seq FROM hl_events WHERE id = ?", (event_id.hex,))
-        row = c.fetchone()
-        return int(row[0]) if row else 0
+    def _event_seqs(self, c: Any, batch: _Batch) -> dict[UUID, int]:
+        """The positions of the publications of the events the batch's new deliveries are for (the
+        order of an ordered webhook's deliveries): from the batch, else read at once."""
+        wanted = {
+            aggregate.event_id
+            for aggregate_id, aggregate in batch.states.items()
+            if isinstance(aggregate, Delivery) and aggregate_id in batch.created
+        }
+        seqs = {event_id: batch.created[event_id] for event_id in wanted if event_id in batch.created}
+        missing = [event_id.hex for event_id in wanted if event_id not in seqs]
+        if missing:
+            c.execute(f"SELECT id, seq FROM hl_events WHERE id IN ({','.join('?' * len(missing))})", missing)
+            seqs.update({UUID(row[0]): int(row[1]) for row in c.fetchall()})
+        return seqs
 
     def _cached(self, c: Any, aggregate_id: UUID) -> Aggregate | None:
         aggregate = self.cache.get(aggregate_id)
