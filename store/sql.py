@@ -83,13 +83,17 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
+        """Writes in a transaction; reads (`commit=False`) statement by statement on the pool's
+        autocommit connection, which under READ COMMITTED sees what a transaction would (each
+        statement its own snapshot) without the round trips of BEGIN and ROLLBACK."""
         from psycopg.rows import tuple_row
 
-        with (
-            self.datastore.get_connection() as connection,
-            connection.transaction(force_rollback=not commit),
-        ):
-            yield _PostgresCursor(connection.cursor(row_factory=tuple_row))
+        with self.datastore.get_connection() as connection:
+            if not commit:
+                yield _PostgresCursor(connection.cursor(row_factory=tuple_row))
+                return
+            with connection.transaction():
+                yield _PostgresCursor(connection.cursor(row_factory=tuple_row))
 
 
 def database_of(recorder: Any) -> Database:
