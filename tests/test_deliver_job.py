@@ -21,12 +21,10 @@ from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
 from domain.deliveries import Delivery, DeliveryStatus
-from domain.events import Publication
-from domain.roles import Role
-from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import build_application, utcnow
 from store.readmodel import SQLViews
+from tests.apps import deliveries_to
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
 from workers.jobs import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, Jobs, embedded_share
@@ -56,21 +54,6 @@ async def target(answer: Callable[[web.Request], Awaitable[web.Response]]) -> As
         yield f"http://127.0.0.1:{port}/target"
     finally:
         await runner.cleanup()
-
-
-def deliveries_to(app: Hookline, url: str, count: int) -> list[UUID]:
-    """One webhook to `url` and `count` events for it, fanned out: their deliveries, pending."""
-    views = app.views
-    assert isinstance(views, SQLViews)
-    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url)
-    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-    events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
-    views.catch_up()
-    deliveries = [d for ids in app.fan_out_many([event_id for event_id, _ in events]) for d in ids]
-    views.catch_up()
-    assert len(deliveries) == count
-    return deliveries
 
 
 def statuses(app: Hookline, deliveries: list[UUID]) -> list[str]:

@@ -19,12 +19,10 @@ from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.deliveries import due_key
-from domain.events import Event, Publication
-from domain.roles import Role
-from domain.webhooks import WebhookSpec
+from domain.events import Event
 from hookline.settings import Settings
 from hookline.wiring import build_application
-from store.readmodel import SQLViews
+from tests.apps import UNREACHABLE, published_to
 from tests.support import redis_database
 from workers import arq_jobs
 from workers.arq_queue import DELIVER, FAN_OUT, FAN_OUT_BATCH, ArqQueue, deliver_job_id
@@ -86,14 +84,7 @@ def test_an_event_that_cannot_be_fanned_out_fails_its_job_after_the_others_are_d
     app = build_application(
         Settings(database_url=f"sqlite:///{tmp_path}/hookline.sqlite3", allow_private_targets=True)
     )
-    views = app.views
-    assert isinstance(views, SQLViews)
-    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-    spec = WebhookSpec(name="t", event_types=("job.event",), target_url="http://127.0.0.1:9/")
-    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-    published = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(10)])
-    views.catch_up()
-    good = [event_id for event_id, _ in published]
+    good = published_to(app, UNREACHABLE, 10)
     damaged = uuid4()
     app.recorder.insert_events([StoredEvent(damaged, 1, get_topic(Event.Created), b"not what was written")])
 

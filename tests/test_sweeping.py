@@ -9,12 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
-from domain.events import Publication
-from domain.roles import Role
-from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import build_application, sweeping
 from store.readmodel import SQLViews
+from tests.apps import UNREACHABLE, deliveries_to
 from workers.dispatch import Dispatcher
 
 SWEEP_SECONDS = 0.05
@@ -41,13 +39,7 @@ def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
     app = build_application(settings)
     views = app.views
     assert isinstance(views, SQLViews)
-    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-    spec = WebhookSpec(name="t", event_types=("a.b",), target_url="http://127.0.0.1:9/")
-    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-    published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(3)])
-    views.catch_up()
-    deliveries = [d for made in app.fan_out_many([e for e, _ in published]) for d in made]
-    views.catch_up()
+    deliveries = deliveries_to(app, UNREACHABLE, 3)
     queue = RecordingQueue()
     backlog = True
     skipped_then = 0

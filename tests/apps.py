@@ -1,0 +1,34 @@
+"""The real application in the test's process (SQLite), with one webhook and published events."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.application import Hookline
+from domain.events import Publication
+from domain.roles import Role
+from domain.webhooks import WebhookSpec
+from store.readmodel import SQLViews
+
+UNREACHABLE = "http://127.0.0.1:9/"  # for webhooks whose deliveries the test never sends
+
+
+def published_to(app: Hookline, url: str, count: int) -> list[UUID]:
+    """One webhook to `url` for "job.event" and `count` such events published, the read model caught up:
+    the events' ids."""
+    views = app.views
+    assert isinstance(views, SQLViews)
+    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url)
+    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+    events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
+    views.catch_up()
+    return [event_id for event_id, _ in events]
+
+
+def deliveries_to(app: Hookline, url: str, count: int) -> list[UUID]:
+    """`published_to`, fanned out: the deliveries, pending."""
+    deliveries = [d for ids in app.fan_out_many(published_to(app, url, count)) for d in ids]
+    app.read.catch_up()
+    assert len(deliveries) == count
+    return deliveries
