@@ -28,7 +28,9 @@ class Database(Protocol):
     events: str  # the event store's table of stored events, as SQL names it
 
     def transaction(self, *, commit: bool) -> Any:
-        """A context manager yielding a `Cursor` inside one transaction."""
+        """A context manager yielding a `Cursor`: inside one transaction when `commit`; for reads,
+        possibly statement by statement (PostgreSQL, READ COMMITTED: each statement its own snapshot
+        either way)."""
 
     def serialize(self, cursor: Cursor) -> None:
         """Makes the rest of the transaction wait for any other process doing the same (schema)."""

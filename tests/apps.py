@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from domain.application import Hookline
 from domain.events import Publication
 from domain.roles import Role
 from domain.webhooks import WebhookSpec
+from hookline.settings import Settings
+from hookline.wiring import build_application
 from store.readmodel import SQLViews
 
 UNREACHABLE = "http://127.0.0.1:9/"  # for webhooks whose deliveries the test never sends
+
+
+def application(directory: Path, **settings: Any) -> Hookline:
+    """The application on a SQLite file in `directory`, private targets allowed."""
+    return build_application(
+        Settings(
+            database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True, **settings
+        )
+    )
 
 
 def published_to(app: Hookline, url: str, count: int) -> list[UUID]:

@@ -21,10 +21,9 @@ from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
 from domain.deliveries import Delivery, DeliveryStatus
-from hookline.settings import Settings
-from hookline.wiring import build_application, utcnow
+from hookline.wiring import utcnow
 from store.readmodel import SQLViews
-from tests.apps import deliveries_to
+from tests.apps import application, deliveries_to
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
 from workers.jobs import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, Jobs, embedded_share
@@ -34,12 +33,6 @@ from workers.sender import Sender
 COUNT = 100
 SHARE = 4  # sends at once to the one webhook
 ANSWER_SECONDS = 0.02
-
-
-def application(directory: Path) -> Hookline:
-    return build_application(
-        Settings(database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True)
-    )
 
 
 @contextlib.asynccontextmanager

@@ -20,9 +20,7 @@ from eventsourcing.utils import get_topic
 
 from domain.deliveries import due_key
 from domain.events import Event
-from hookline.settings import Settings
-from hookline.wiring import build_application
-from tests.apps import UNREACHABLE, published_to
+from tests.apps import UNREACHABLE, application, published_to
 from tests.support import redis_database
 from workers import arq_jobs
 from workers.arq_queue import DELIVER, FAN_OUT, FAN_OUT_BATCH, ArqQueue, deliver_job_id
@@ -81,9 +79,7 @@ def test_an_event_that_cannot_be_fanned_out_fails_its_job_after_the_others_are_d
 ) -> None:
     """The events of one job are fanned out in one transaction; when that raises (here an event whose
     stored record is damaged), each is fanned out on its own, and the job fails for the one alone."""
-    app = build_application(
-        Settings(database_url=f"sqlite:///{tmp_path}/hookline.sqlite3", allow_private_targets=True)
-    )
+    app = application(tmp_path)
     good = published_to(app, UNREACHABLE, 10)
     damaged = uuid4()
     app.recorder.insert_events([StoredEvent(damaged, 1, get_topic(Event.Created), b"not what was written")])

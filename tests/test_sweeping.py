@@ -10,9 +10,9 @@ from pathlib import Path
 from uuid import UUID
 
 from hookline.settings import Settings
-from hookline.wiring import build_application, sweeping
+from hookline.wiring import sweeping
 from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, deliveries_to
+from tests.apps import UNREACHABLE, application, deliveries_to
 from workers.dispatch import Dispatcher
 
 SWEEP_SECONDS = 0.05
@@ -31,12 +31,8 @@ class RecordingQueue:
 
 
 def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/hookline.sqlite3",
-        sweep_seconds=SWEEP_SECONDS,
-        allow_private_targets=True,
-    )
-    app = build_application(settings)
+    app = application(tmp_path)
+    settings = Settings(sweep_seconds=SWEEP_SECONDS)  # all the sweeper reads
     views = app.views
     assert isinstance(views, SQLViews)
     deliveries = deliveries_to(app, UNREACHABLE, 3)

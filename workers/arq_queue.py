@@ -16,6 +16,7 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 import structlog
@@ -27,6 +28,8 @@ from arq.utils import timestamp_ms, to_unix_ms
 from domain.deliveries import due_key
 
 log = structlog.get_logger("hookline.queue")
+
+T = TypeVar("T")
 
 FAN_OUT = "fan_out"
 DELIVER = "deliver"
@@ -72,16 +75,18 @@ class ArqQueue:
         self._flushing: set[asyncio.Task[None]] = set()
 
     def fan_out(self, event_id: UUID) -> None:
-        with self._lock:
-            self._fan_outs.append(str(event_id))
-            first = len(self._pending) + len(self._fan_outs) == 1
-        if first:
-            self.loop.call_soon_threadsafe(self._flush_soon)
+        self._add(self._fan_outs, str(event_id))
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        job = self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
+        self._add(
+            self._pending,
+            self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at),
+        )
+
+    def _add(self, pending: list[T], item: T) -> None:
+        """Adds to one of the pending lists; the first addition since the last flush schedules one."""
         with self._lock:
-            self._pending.append(job)
+            pending.append(item)
             first = len(self._pending) + len(self._fan_outs) == 1
         if first:
             self.loop.call_soon_threadsafe(self._flush_soon)

@@ -52,7 +52,7 @@ class ClaimingWorker(Worker):
 
         The semaphore has a permit for each of `max_jobs` and one more: the first permit is awaited
         as arq awaits it, the others are free while fewer than `max_jobs` jobs run."""
-        if self._claim is None or self._claim.registered_client is not self.pool:
+        if self._claim is None:  # (the pool is made when the worker starts)
             self._claim = self.pool.register_script(CLAIM)
         claim = self._claim
         ids = [job_id.decode() for job_id in job_ids]

@@ -9,6 +9,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 import structlog
@@ -21,6 +22,9 @@ from workers.batching import Batcher
 from workers.ratelimit import RateLimiter
 
 log = structlog.get_logger("hookline.jobs")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 # Sends in flight to one webhook at once, per process: a target that hangs holds at most this many
@@ -41,6 +45,24 @@ def worker_share(worker_jobs: int) -> int:
     """One webhook's slots in a `hookline worker` running `worker_jobs` jobs: at most 40 % of them, so
     the jobs a hanging target holds, and those bouncing off it, leave room for the others."""
     return min(PER_WEBHOOK, max(1, worker_jobs * 2 // 5))
+
+
+def all_or_each(
+    run_all: Callable[[Sequence[T]], Sequence[R]], run_one: Callable[[T], R], items: Sequence[T]
+) -> Sequence[R | Exception]:
+    """`run_all` on the items in one call; when that raises (one of them cannot be done), `run_one` on
+    each, so that only the items that fail get their exception."""
+    try:
+        return run_all(items)
+    except Exception:
+        return [_outcome(run_one, item) for item in items]
+
+
+def _outcome(run_one: Callable[[T], R], item: T) -> R | Exception:
+    try:
+        return run_one(item)
+    except Exception as error:
+        return error
 
 
 class Jobs:
@@ -188,28 +210,10 @@ class Jobs:
         return None  # queued again when a slot frees (`_give_back`); lost only with the process
 
     def _fan_out_all(self, event_ids: Sequence[UUID]) -> Sequence[list[UUID] | Exception]:
-        try:
-            return self.app.fan_out_many(event_ids)
-        except Exception:  # one of them cannot be fanned out: each on its own, so only its job fails
-            return [self._fan_out_one(event_id) for event_id in event_ids]
-
-    def _fan_out_one(self, event_id: UUID) -> list[UUID] | Exception:
-        try:
-            return self.app.fan_out(event_id)
-        except Exception as error:
-            return error
+        return all_or_each(self.app.fan_out_many, self.app.fan_out, event_ids)
 
     def _prepare_all(self, jobs: Sequence[tuple[UUID, int | None]]) -> Sequence[Prepared | Exception]:
-        try:
-            return self.app.prepare_deliveries(jobs)
-        except Exception:  # one of them cannot be prepared: each on its own, so only its job fails
-            return [self._prepare_one(delivery_id, due) for delivery_id, due in jobs]
-
-    def _prepare_one(self, delivery_id: UUID, due: int | None) -> Prepared | Exception:
-        try:
-            return self.app.prepare_delivery(delivery_id, due)
-        except Exception as error:
-            return error
+        return all_or_each(self.app.prepare_deliveries, lambda job: self.app.prepare_delivery(*job), jobs)
 
     def _record_all(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> list[None]:
         self.app.record_attempts(attempts)
