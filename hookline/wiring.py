@@ -239,6 +239,7 @@ async def serve_background(
         async with queueing as dispatcher:
             metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - views.position)
             views.listeners.append(dispatcher)
+            app.saved_listeners.append(dispatcher.recorded)
             await asyncio.to_thread(views.catch_up)
             await asyncio.to_thread(dispatcher.recover, views)
             # Workers' writes do not wake this process: in distributed mode it looks more often.
@@ -248,6 +249,7 @@ async def serve_background(
             try:
                 yield
             finally:
+                app.saved_listeners.remove(dispatcher.recorded)
                 follower.cancel()
                 watchdog.cancel()
                 await asyncio.gather(follower, watchdog, return_exceptions=True)
@@ -300,6 +302,7 @@ async def redis_queue(app: Hookline, settings: Settings, metrics: Metrics) -> As
         async with sweeping(dispatcher, views, settings, measure):
             yield dispatcher
     finally:
+        await queue.flushed()
         await redis.aclose()
 
 
@@ -360,11 +363,16 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         await sender.start()
         per_webhook = worker_share(settings.worker_jobs)
         limiter = RedisRateLimiter(ctx["redis"])
-        ctx.update(app=app, sender=sender, jobs=Jobs(app, sender.send, limiter, per_webhook=per_webhook))
+        # What a fan-out creates here is queued from here, at once (see workers.dispatch).
+        queue = ArqQueue(ctx["redis"], asyncio.get_running_loop())
+        app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
+        jobs = Jobs(app, sender.send, limiter, per_webhook=per_webhook)
+        ctx.update(app=app, sender=sender, queue=queue, jobs=jobs)
         log.info("worker ready")
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "sender" in ctx:
+            await ctx["queue"].flushed()
             await ctx["sender"].close()
             ctx["app"].close()
 

@@ -120,5 +120,12 @@ class ArqQueue:
                 log.warning("could not queue jobs; the sweeper will queue them again", error=str(error))
                 return
 
+    async def flushed(self) -> None:
+        """Until what was submitted so far has gone to Redis (or failed to)."""
+        while self._flushing or self._pending or self._fan_outs:
+            if not self._flushing:
+                self._flush_soon()
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+
     async def depth(self) -> int:
         return int(await self.redis.zcard(default_queue_name))

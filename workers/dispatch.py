@@ -1,7 +1,12 @@
 """From the store to the queue: what the log says happened becomes the jobs that must follow.
 
-The dispatcher listens to the log follower; `recover` re-reads the store at start, so an event or a
-delivery recorded before a crash, and never finished, is queued again.
+What a process creates (a published event, the deliveries of a fan-out or a replay) is queued by that
+process as soon as it is committed (`recorded`, a save listener), not when the log follower gets to it:
+the follower may be a backlog behind, and in distributed mode it runs in `serve`, not where a fan-out
+happened. The dispatcher also listens to the log follower, for what follows from later events (a retry,
+a redelivery, an ordered webhook's next head). `recover` re-reads the store at start and for every
+sweep, so what was committed and never queued (a crash or a Redis outage just after the commit) is
+queued again.
 """
 
 from __future__ import annotations
@@ -11,10 +16,17 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+import structlog
+from eventsourcing.persistence import Recording
+
 from domain.deliveries import Delivery
 from domain.events import Event
 from domain.views import Views
 from domain.webhooks import Webhook
+
+log = structlog.get_logger("hookline.dispatch")
+
+PUBLISHED: type = getattr(Event, "Published")  # noqa: B009 - the class @event("Published") made
 
 
 class JobQueue(Protocol):
@@ -28,28 +40,47 @@ class Dispatcher:
         self.queue = queue
         self.views = views
 
+    def recorded(self, recordings: Sequence[Recording[UUID]]) -> None:
+        """Told by the application after each save in this process: a new event gets its fan-out job
+        and a new delivery its first attempt's (an ordered webhook's waits for its turn, which the
+        log follower's call gives). Never raises: the save it follows is committed."""
+        try:
+            created = [r.domain_event for r in recordings]
+            for e in created:
+                if isinstance(e, PUBLISHED):
+                    self.queue.fan_out(e.originator_id)
+            new = [e for e in created if isinstance(e, Delivery.Created)]
+            if new:
+                ordered = self._ordered({getattr(e, "webhook_id") for e in new})  # noqa: B009
+                for e in new:
+                    if getattr(e, "webhook_id") not in ordered:  # noqa: B009 - Created has it
+                        self.queue.deliver(e.originator_id)
+        except Exception:
+            log.exception("could not queue what was just recorded; the sweeper will")
+
+    def _ordered(self, webhook_ids: set[UUID]) -> set[UUID]:
+        webhooks = self.views.states(webhook_ids)
+        return {i for i, w in webhooks.items() if isinstance(w, Webhook) and w.spec.ordered}
+
     def __call__(self, observed: Sequence[tuple[int, object]]) -> None:
-        """Each event or delivery that, as it now stands, still needs work gets a job; for an
-        ordered webhook, only its head delivery (the next in event order) does."""
-        touched = {
-            getattr(e, "originator_id")  # noqa: B009 - every domain event has one
-            for _, e in observed
-            if isinstance(e, Event.Event | Delivery.Event)
-        }
-        states = self.views.states(touched)
+        """Each delivery that, after an event other than its creation, still needs work gets a job
+        (what was created was queued by the process that created it, see `recorded`); for an
+        ordered webhook, only its head delivery (the next in event order) does, whatever happened."""
+        touched: set[UUID] = set()
+        created: set[UUID] = set()
+        for _, e in observed:
+            if isinstance(e, Delivery.Event):
+                (created if isinstance(e, Delivery.Created) else touched).add(e.originator_id)
+        states = self.views.states(touched | created)
         deliveries = [s for s in states.values() if isinstance(s, Delivery)]
-        webhooks = self.views.states({d.webhook_id for d in deliveries})
-        ordered: set[UUID] = set()
-        for state in states.values():
-            if isinstance(state, Event) and not state.fanned_out:
-                self.queue.fan_out(state.id)
+        ordered = self._ordered({d.webhook_id for d in deliveries})
+        heads: set[UUID] = set()
         for delivery in deliveries:
-            webhook = webhooks.get(delivery.webhook_id)
-            if isinstance(webhook, Webhook) and webhook.spec.ordered:
-                ordered.add(webhook.id)
-            elif not delivery.finished:
+            if delivery.webhook_id in ordered:
+                heads.add(delivery.webhook_id)
+            elif delivery.id in touched and not delivery.finished:
                 self.queue.deliver(delivery.id, delivery.next_attempt_at)
-        for webhook_id in ordered:
+        for webhook_id in heads:
             head = self.views.ordered_head(webhook_id)
             if head is not None:
                 self.queue.deliver(*head)

@@ -1,0 +1,117 @@
+"""Who queues what: a process queues what it has just created (a published event's fan-out, a new
+delivery's first attempt) as soon as it is committed, not when the log follower gets to it; the
+follower's dispatcher queues what later events call for (a retry, an ordered webhook's next head).
+Real application on SQLite, real dispatcher; the queue only records what it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from domain.application import Hookline
+from domain.deliveries import Attempt, Delivery
+from domain.events import Publication
+from domain.roles import Role
+from domain.webhooks import WebhookSpec
+from store.readmodel import SQLViews
+from tests.apps import UNREACHABLE, application
+from workers.dispatch import Dispatcher
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.fanned_out: list[UUID] = []
+        self.delivered: list[tuple[UUID, datetime | None]] = []
+
+    def fan_out(self, event_id: UUID) -> None:
+        self.fanned_out.append(event_id)
+
+    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
+        self.delivered.append((delivery_id, at))
+
+
+class BrokenQueue(RecordingQueue):
+    def fan_out(self, event_id: UUID) -> None:
+        raise ConnectionError("redis is down")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Hookline]:
+    application_ = application(tmp_path)
+    yield application_
+    application_.close()
+
+
+def views_of(app: Hookline) -> SQLViews:
+    assert isinstance(app.views, SQLViews)
+    return app.views
+
+
+def publish(app: Hookline, count: int, *, ordered: bool = False) -> list[UUID]:
+    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=UNREACHABLE, ordered=ordered)
+    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+    app.read.catch_up()  # the webhook is in the read model, as it is long before events come
+    events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
+    return [event_id for event_id, _ in events]
+
+
+def test_what_a_process_creates_is_queued_by_it_before_the_follower_sees_it(app: Hookline) -> None:
+    queue = RecordingQueue()
+    app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
+    events = publish(app, 3)
+    assert queue.fanned_out == events
+    deliveries = [d for ids in app.fan_out_many(events) for d in ids]
+    assert len(deliveries) == 3
+    assert queue.delivered == [(d, None) for d in deliveries]
+    # nothing of it came through the log follower
+    assert views_of(app).position < (app.recorder.max_notification_id() or 0)
+
+
+def test_the_follower_does_not_queue_again_what_its_creator_queued(app: Hookline) -> None:
+    queue = RecordingQueue()
+    views = views_of(app)
+    views.listeners.append(Dispatcher(queue, views))
+    app.fan_out_many(publish(app, 3))
+    views.catch_up()
+    assert queue.fanned_out == []
+    assert queue.delivered == []
+
+
+def test_the_follower_queues_a_retry_at_its_time(app: Hookline) -> None:
+    queue = RecordingQueue()
+    views = views_of(app)
+    views.listeners.append(Dispatcher(queue, views))
+    (delivery_id,) = [d for ids in app.fan_out_many(publish(app, 1)) for d in ids]
+    delivery: Delivery = app.repository.get(delivery_id)
+    app.record_attempt(delivery, Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy"))
+    views.catch_up()
+    retried: Delivery = app.repository.get(delivery_id)
+    assert retried.next_attempt_at is not None
+    assert queue.delivered == [(delivery_id, retried.next_attempt_at)]
+
+
+def test_an_ordered_webhooks_deliveries_wait_for_their_turn(app: Hookline) -> None:
+    queue = RecordingQueue()
+    views = views_of(app)
+    dispatcher = Dispatcher(queue, views)
+    app.saved_listeners.append(dispatcher.recorded)
+    views.listeners.append(dispatcher)
+    deliveries = [d for ids in app.fan_out_many(publish(app, 3, ordered=True)) for d in ids]
+    assert queue.delivered == []  # not by their creator: only the head may go
+    views.catch_up()
+    assert queue.delivered == [(deliveries[0], None)]
+
+
+def test_a_queue_that_fails_after_the_commit_loses_nothing(app: Hookline) -> None:
+    queue = BrokenQueue()
+    app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
+    events = publish(app, 2)  # the failure is logged, not raised: the events are stored
+    app.read.catch_up()
+    recovery = RecordingQueue()
+    Dispatcher(recovery, app.read).recover(app.read)
+    assert recovery.fanned_out == events
