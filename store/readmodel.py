@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, DomainEventProtocol, Snapshot
+from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, Snapshot
 from eventsourcing.persistence import Notification, Recording
 
 from domain.application import Hookline
@@ -297,7 +297,10 @@ class SQLViews(ReadModelQueries):
         if not isinstance(domain_event, tuple(kind.Event for kind in PROJECTED)):
             return
         aggregate_id = domain_event.originator_id
-        previous = batch.states.get(aggregate_id) or self._cached(c, aggregate_id)
+        previous = batch.states.get(aggregate_id)
+        # An aggregate's creation comes after everything the tables reflect: nothing to read for it.
+        if previous is None and not isinstance(domain_event, CanInitAggregate):
+            previous = self._cached(c, aggregate_id)
         aggregate = cast(Aggregate, domain_event.mutate(previous))  # type: ignore[attr-defined]
         self._remember(aggregate)
         batch.states[aggregate_id] = aggregate
