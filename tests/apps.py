@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,13 +27,27 @@ def application(directory: Path, **settings: Any) -> Hookline:
     )
 
 
-def published_to(app: Hookline, url: str, count: int) -> list[UUID]:
+class RecordingQueue:
+    """A job queue that only records what it is given (for the dispatcher and the sweeper)."""
+
+    def __init__(self) -> None:
+        self.fanned_out: list[UUID] = []
+        self.delivered: list[tuple[UUID, datetime | None]] = []
+
+    def fan_out(self, event_id: UUID) -> None:
+        self.fanned_out.append(event_id)
+
+    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
+        self.delivered.append((delivery_id, at))
+
+
+def published_to(app: Hookline, url: str, count: int, *, ordered: bool = False) -> list[UUID]:
     """One webhook to `url` for "job.event" and `count` such events published, the read model caught up:
     the events' ids."""
     views = app.views
     assert isinstance(views, SQLViews)
     principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url)
+    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url, ordered=ordered)
     app.create_webhook(principal, spec, active=True, allow_duplicate=True)
     events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
     views.catch_up()

@@ -14,24 +14,9 @@ import pytest
 
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
-from domain.events import Publication
-from domain.roles import Role
-from domain.webhooks import WebhookSpec
 from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, application
+from tests.apps import UNREACHABLE, RecordingQueue, application, published_to
 from workers.dispatch import Dispatcher
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.fanned_out: list[UUID] = []
-        self.delivered: list[tuple[UUID, datetime | None]] = []
-
-    def fan_out(self, event_id: UUID) -> None:
-        self.fanned_out.append(event_id)
-
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        self.delivered.append((delivery_id, at))
 
 
 class BrokenQueue(RecordingQueue):
@@ -51,24 +36,15 @@ def views_of(app: Hookline) -> SQLViews:
     return app.views
 
 
-def publish(app: Hookline, count: int, *, ordered: bool = False) -> list[UUID]:
-    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-    spec = WebhookSpec(name="target", event_types=("job.event",), target_url=UNREACHABLE, ordered=ordered)
-    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-    app.read.catch_up()  # the webhook is in the read model, as it is long before events come
-    events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
-    return [event_id for event_id, _ in events]
-
-
 def test_what_a_process_creates_is_queued_by_it_before_the_follower_sees_it(app: Hookline) -> None:
     queue = RecordingQueue()
     app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
-    events = publish(app, 3)
+    events = published_to(app, UNREACHABLE, 3)
     assert queue.fanned_out == events
     deliveries = [d for ids in app.fan_out_many(events) for d in ids]
     assert len(deliveries) == 3
     assert queue.delivered == [(d, None) for d in deliveries]
-    # nothing of it came through the log follower
+    # the deliveries were queued before the log follower read them
     assert views_of(app).position < (app.recorder.max_notification_id() or 0)
 
 
@@ -76,7 +52,7 @@ def test_the_follower_does_not_queue_again_what_its_creator_queued(app: Hookline
     queue = RecordingQueue()
     views = views_of(app)
     views.listeners.append(Dispatcher(queue, views))
-    app.fan_out_many(publish(app, 3))
+    app.fan_out_many(published_to(app, UNREACHABLE, 3))
     views.catch_up()
     assert queue.fanned_out == []
     assert queue.delivered == []
@@ -86,7 +62,7 @@ def test_the_follower_queues_a_retry_at_its_time(app: Hookline) -> None:
     queue = RecordingQueue()
     views = views_of(app)
     views.listeners.append(Dispatcher(queue, views))
-    (delivery_id,) = [d for ids in app.fan_out_many(publish(app, 1)) for d in ids]
+    (delivery_id,) = [d for ids in app.fan_out_many(published_to(app, UNREACHABLE, 1)) for d in ids]
     delivery: Delivery = app.repository.get(delivery_id)
     app.record_attempt(delivery, Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy"))
     views.catch_up()
@@ -101,7 +77,7 @@ def test_an_ordered_webhooks_deliveries_wait_for_their_turn(app: Hookline) -> No
     dispatcher = Dispatcher(queue, views)
     app.saved_listeners.append(dispatcher.recorded)
     views.listeners.append(dispatcher)
-    deliveries = [d for ids in app.fan_out_many(publish(app, 3, ordered=True)) for d in ids]
+    deliveries = [d for ids in app.fan_out_many(published_to(app, UNREACHABLE, 3, ordered=True)) for d in ids]
     assert queue.delivered == []  # not by their creator: only the head may go
     views.catch_up()
     assert queue.delivered == [(deliveries[0], None)]
@@ -110,7 +86,7 @@ def test_an_ordered_webhooks_deliveries_wait_for_their_turn(app: Hookline) -> No
 def test_a_queue_that_fails_after_the_commit_loses_nothing(app: Hookline) -> None:
     queue = BrokenQueue()
     app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
-    events = publish(app, 2)  # the failure is logged, not raised: the events are stored
+    events = published_to(app, UNREACHABLE, 2)  # the failure is logged, not raised: the events are stored
     app.read.catch_up()
     recovery = RecordingQueue()
     Dispatcher(recovery, app.read).recover(app.read)

@@ -5,29 +5,15 @@ dispatcher; the queue only records what it is given)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
-from uuid import UUID
 
 from hookline.settings import Settings
 from hookline.wiring import sweeping
 from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, application, deliveries_to
+from tests.apps import UNREACHABLE, RecordingQueue, application, deliveries_to
 from workers.dispatch import Dispatcher
 
 SWEEP_SECONDS = 0.05
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.delivered: list[UUID] = []
-        self.fanned_out: list[UUID] = []
-
-    def fan_out(self, event_id: UUID) -> None:
-        self.fanned_out.append(event_id)
-
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        self.delivered.append(delivery_id)
 
 
 def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
@@ -53,4 +39,4 @@ def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
     finally:
         app.close()
     assert skipped_then == 0
-    assert set(queue.delivered) == set(deliveries)
+    assert {delivery_id for delivery_id, _ in queue.delivered} == set(deliveries)
