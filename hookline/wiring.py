@@ -100,6 +100,7 @@ def store_env(settings: Settings) -> dict[str, str]:
         env.update(
             {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "APPLICATION_RECORDER_TOPIC": "store.postgres:BinaryInsertRecorder",
                 "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "hookline",
                 "POSTGRES_HOST": parts.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(parts.port or 5432),

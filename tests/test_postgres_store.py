@@ -1,0 +1,77 @@
+"""The PostgreSQL store sends new events in binary (store.postgres) and keeps everything the library's
+recorder promises: exact bytes and topics back, notification ids in order, a version conflict refused
+with nothing of its batch written. A database of the test's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from domain.application import Hookline
+from hookline.settings import Settings
+from hookline.wiring import build_application
+from store.postgres import BinaryInsertRecorder
+from tests.support import postgres_database
+
+AWKWARD = bytes(range(256)) + b'\\x00 "quoted", {braced}, (paren) \\\\ NULL'
+
+
+@pytest.fixture
+def app() -> Iterator[Hookline]:
+    with postgres_database() as url:
+        application = build_application(Settings(database_url=url, database_pool_size=2))
+        try:
+            yield application
+        finally:
+            application.close()
+
+
+def test_the_postgresql_store_uses_the_binary_recorder(app: Hookline) -> None:
+    assert isinstance(app.recorder, BinaryInsertRecorder)
+    with app.recorder.datastore.get_connection() as connection:
+        statement = app.recorder.insert_events_statement.as_string(connection)
+    assert "%b" in statement
+    assert "%s" not in statement
+
+
+def test_events_come_back_byte_for_byte_with_their_notification_ids(app: Hookline) -> None:
+    recorder = app.recorder
+    first, second = uuid4(), uuid4()
+    batch = [
+        StoredEvent(first, 1, 'odd.topic:Name "with", {all} (sorts) \\ é', AWKWARD),
+        StoredEvent(first, 2, "plain:Topic", b""),
+        StoredEvent(second, 1, "plain:Topic", AWKWARD * 40),  # beyond a page of 8 KB
+    ]
+    ids = recorder.insert_events(batch)
+    more = recorder.insert_events([StoredEvent(second, 2, "plain:Topic", b"\x00")])
+
+    assert ids is not None
+    assert more is not None
+    assert len(ids) == 3
+    assert ids == sorted(ids)
+    assert more[0] > ids[-1]
+    assert recorder.select_events(first) == batch[:2]
+    assert recorder.select_events(second) == [batch[2], StoredEvent(second, 2, "plain:Topic", b"\x00")]
+    notifications = recorder.select_notifications(start=ids[0], limit=10)
+    assert [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications] == [
+        (i, e.originator_id, e.originator_version, e.topic, e.state)
+        for i, e in zip([*ids, *more], [*batch, StoredEvent(second, 2, "plain:Topic", b"\x00")], strict=True)
+    ]
+
+
+def test_a_version_conflict_writes_nothing_of_its_batch(app: Hookline) -> None:
+    recorder = app.recorder
+    taken = uuid4()
+    recorder.insert_events([StoredEvent(taken, 1, "plain:Topic", b"first")])
+    fresh = uuid4()
+
+    with pytest.raises(IntegrityError):
+        recorder.insert_events(
+            [StoredEvent(fresh, 1, "plain:Topic", b"new"), StoredEvent(taken, 1, "plain:Topic", b"again")]
+        )
+
+    assert recorder.select_events(fresh) == []
+    assert recorder.select_events(taken) == [StoredEvent(taken, 1, "plain:Topic", b"first")]
