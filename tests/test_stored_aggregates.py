@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -68,3 +69,34 @@ def test_stored_aggregates_equal_the_repositorys(kind: str, tmp_path: Path) -> N
         assert isinstance(changed, Webhook)
         assert changed.version == 3
         assert app.read.stored([]) == {}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_events_the_read_model_has_not_applied_are_read_from_the_store_at_once(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker fans out events as soon as they are recorded, before any read model applied them."""
+    with application(kind, tmp_path) as app:
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
+        app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+        app.read.catch_up()
+        published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(30)])
+        events = [event_id for event_id, _ in published]
+        assert app.read.states(events) == {}  # not applied yet
+        reads_one_by_one: list[object] = []
+        select_events = app.recorder.select_events
+
+        def one_by_one(*args: Any, **kwargs: Any) -> Any:
+            reads_one_by_one.append(args)
+            return select_events(*args, **kwargs)
+
+        monkeypatch.setattr(app.recorder, "select_events", one_by_one)
+
+        made = app.fan_out_many(events)
+
+        assert reads_one_by_one == []
+        assert [len(deliveries) for deliveries in made] == [1] * 30
+        monkeypatch.undo()
+        assert all(app.repository.get(event_id).fanned_out for event_id in events)
+        assert all(app.repository.get(d).event_id == e for e, (d,) in zip(events, made, strict=True))

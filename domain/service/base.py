@@ -131,14 +131,17 @@ class HooklineBase(Application[UUID]):
         """`_current` for several aggregates, read from the read model at once."""
         known = self.read.states(aggregate_ids)
         found: dict[UUID, A] = {}
+        missing: list[UUID] = []
         for aggregate_id in aggregate_ids:
             state = known.get(aggregate_id)
             if isinstance(state, cls):
                 detached = copy.copy(state)  # the read model's object stays as it is
                 detached.__dict__["_pending_events"] = []
                 found[aggregate_id] = detached
-            elif (stored := self._get(cls, aggregate_id)) is not None:
-                found[aggregate_id] = stored
+            else:
+                missing.append(aggregate_id)
+        if missing:  # not applied yet (just recorded, e.g. by another process): from the store at once
+            found.update(self._get_many(cls, missing))
         return found
 
     def _save_and_catch_up(self, *aggregates: Aggregate | None) -> None:
