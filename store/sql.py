@@ -7,6 +7,7 @@ them into what each driver wants and hands out tuple rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -54,15 +55,49 @@ class SQLiteDatabase:
             yield cursor
 
 
+# An insert of one row's values, which a batch of rows can take as one column array each.
+_ROW_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \(\?(?:, \?)*\)([^?]*)", re.DOTALL)
+
+
 class _PostgresCursor:
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, column_types: dict[str, dict[str, str]]) -> None:
         self.cursor = cursor
+        self.column_types = column_types  # table -> column -> SQL type, shared by the database's cursors
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(statement.replace("?", "%s"), params)
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.cursor.executemany(statement.replace("?", "%s"), rows)
+        """Rows of an `INSERT ... VALUES (?, ...)` go in one statement, a binary array per column
+        (`unnest`): psycopg's executemany sends and parses each row on its own, 30 us of client and
+        30 us of server CPU a row against 5 and 16. Like a loop of single inserts, except that the
+        rows must not repeat a key their `ON CONFLICT ... DO UPDATE` names (PostgreSQL refuses that
+        in one statement; every caller writes one row per key)."""
+        insert = _ROW_INSERT.fullmatch(statement)
+        if insert is None or len(rows) < 2:
+            self.cursor.executemany(statement.replace("?", "%s"), rows)
+            return
+        table, listed, rest = insert.groups()
+        columns = [name.strip() for name in listed.split(",")]
+        if statement.count("?") != len(columns):
+            raise ValueError(f"an insert into {table} names {len(columns)} columns for its values")
+        types = self._types(table)
+        arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)
+        self.cursor.execute(
+            f"INSERT INTO {table} ({listed}) SELECT * FROM unnest({arrays}){rest}",
+            [list(values) for values in zip(*rows, strict=True)],
+        )
+
+    def _types(self, table: str) -> dict[str, str]:
+        types = self.column_types.get(table)
+        if types is None:
+            self.cursor.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            types = self.column_types[table] = dict(self.cursor.fetchall())
+        return types
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()
@@ -82,6 +117,7 @@ class PostgresDatabase:
     def __init__(self, datastore: Any, events_table: str) -> None:
         self.datastore = datastore  # eventsourcing.postgres.PostgresDatastore
         self.events = f'"{datastore.schema}"."{events_table}"'
+        self.column_types: dict[str, dict[str, str]] = {}
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
@@ -92,10 +128,10 @@ class PostgresDatabase:
 
         with self.datastore.get_connection() as connection:
             if not commit:
-                yield _PostgresCursor(connection.cursor(row_factory=tuple_row))
+                yield _PostgresCursor(connection.cursor(row_factory=tuple_row), self.column_types)
                 return
             with connection.transaction():
-                yield _PostgresCursor(connection.cursor(row_factory=tuple_row))
+                yield _PostgresCursor(connection.cursor(row_factory=tuple_row), self.column_types)
 
 
 def database_of(recorder: Any) -> Database:

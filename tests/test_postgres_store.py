@@ -14,6 +14,7 @@ from domain.application import Hookline
 from hookline.settings import Settings
 from hookline.wiring import build_application
 from store.postgres import BinaryInsertRecorder
+from store.sql import database_of
 from tests.support import postgres_database
 
 AWKWARD = bytes(range(256)) + b'\\x00 "quoted", {braced}, (paren) \\\\ NULL'
@@ -75,3 +76,42 @@ def test_a_version_conflict_writes_nothing_of_its_batch(app: Hookline) -> None:
 
     assert recorder.select_events(fresh) == []
     assert recorder.select_events(taken) == [StoredEvent(taken, 1, "plain:Topic", b"first")]
+
+
+def test_a_batch_of_rows_is_inserted_as_a_loop_of_single_inserts_would(app: Hookline) -> None:
+    db = database_of(app.recorder)
+    upsert = (
+        "INSERT INTO t_rows (id, n, note, data) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET n = excluded.n, note = excluded.note"
+    )
+    with db.transaction(commit=True) as c:
+        c.execute("CREATE TABLE t_rows (id TEXT PRIMARY KEY, n BIGINT, note TEXT, data BYTEA NOT NULL)")
+        c.executemany(
+            upsert, [("a", 1, None, b"\x00\\"), ("b", 2**40, "é, {x}", b""), ("c", None, None, b"z")]
+        )
+        c.executemany(upsert, [("b", 3, None, b"ignored"), ("d", -1, "new", b"d")])  # one updated, one new
+        c.executemany(upsert, [("e", 5, "alone", b"e")])
+        c.executemany("INSERT INTO t_rows (id, n, data) SELECT ?, ?, ?", [("f", 6, b"f"), ("g", 7, b"g")])
+        c.execute("SELECT id, n, note, data FROM t_rows ORDER BY id")
+        rows = [(i, n, note, bytes(data)) for i, n, note, data in c.fetchall()]
+
+    assert rows == [
+        ("a", 1, None, b"\x00\\"),
+        ("b", 3, None, b""),
+        ("c", None, None, b"z"),
+        ("d", -1, "new", b"d"),
+        ("e", 5, "alone", b"e"),
+        ("f", 6, None, b"f"),
+        ("g", 7, None, b"g"),
+    ]
+
+
+def test_a_batch_that_fails_writes_nothing(app: Hookline) -> None:
+    db = database_of(app.recorder)
+    with db.transaction(commit=True) as c:
+        c.execute("CREATE TABLE t_strict (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+    with pytest.raises(IntegrityError), db.transaction(commit=True) as c:
+        c.executemany("INSERT INTO t_strict (id, n) VALUES (?, ?)", [("a", 1), ("b", None)])
+    with db.transaction(commit=False) as c:
+        c.execute("SELECT count(*) FROM t_strict")
+        assert c.fetchone() == (0,)
