@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import StrawberryOptional
 
 from domain.errors import InvalidInput, Problem
 from domain.events import Publication
@@ -15,6 +18,8 @@ from domain.filters import Condition
 from domain.ids import parse_id
 from domain.webhooks import Header, WebhookSpec
 from gateway.types import CredentialKind, FilterOperator, HttpMethod
+
+T = TypeVar("T")
 
 
 @strawberry.input
@@ -114,6 +119,34 @@ class UpdateWebhookInput:
         return changes
 
 
+def built_directly(cls: type[T]) -> type[T]:
+    """An input of scalar fields only, built straight from the value graphql-core coerced.
+
+    Strawberry converts an input field by field, resolving each field's type every time (38 us an
+    item; `publishEvents` takes up to 500). Scalars need no converting (graphql-core parsed them), so
+    this sets the definition's `from_input` hook to pass them on as they are (6.5 us)."""
+    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+    for field in definition.fields:
+        type_ = field.type.of_type if isinstance(field.type, StrawberryOptional) else field.type
+        if type_ not in _SCALARS:
+            raise TypeError(f"{cls.__name__}.{field.python_name} is not a scalar: convert it field by field")
+    names: list[tuple[str, str]] = []
+
+    def from_input(built: type[T], value: Mapping[str, Any], context: InputContext) -> T:
+        if not names:  # the schema's names (its name converter), once
+            names.extend(
+                (context.config.name_converter.from_field(f), f.python_name) for f in definition.fields
+            )
+        return built(**{python: value[graphql] for graphql, python in names if graphql in value})
+
+    definition.from_input = from_input
+    return cls
+
+
+_SCALARS: tuple[object, ...] = (str, int, float, bool, datetime, JSON)
+
+
+@built_directly
 @strawberry.input
 class PublishEventInput:
     type: str
