@@ -141,6 +141,22 @@ def compiled_filters(spec: WebhookSpec) -> CompiledFilter:
     return _compiled_filters(spec.filters_key())
 
 
+_SAVED_FILTERS: dict[tuple[UUID, int], CompiledFilter] = {}
+
+
+def saved_filters(webhook: Webhook) -> CompiledFilter:
+    """`compiled_filters` of a saved webhook (a version's spec never changes once saved), found by
+    its id and version: no spec built, no filters written as JSON, per event it is matched against.
+    Not for a webhook with changes not saved (its version is not yet that of a saved state)."""
+    key = (webhook.id, webhook.version)
+    found = _SAVED_FILTERS.get(key)
+    if found is None:
+        if len(_SAVED_FILTERS) >= 4096:
+            _SAVED_FILTERS.clear()
+        found = _SAVED_FILTERS[key] = compiled_filters(webhook.spec)
+    return found
+
+
 def check_spec(
     spec: WebhookSpec,
     *,

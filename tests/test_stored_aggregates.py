@@ -15,6 +15,7 @@ import pytest
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
 from domain.events import Publication
+from domain.filters import Condition
 from domain.roles import Role
 from domain.webhooks import Webhook, WebhookSpec
 from hookline.settings import Settings
@@ -100,3 +101,30 @@ def test_events_the_read_model_has_not_applied_are_read_from_the_store_at_once(
         monkeypatch.undo()
         assert all(app.repository.get(event_id).fanned_out for event_id in events)
         assert all(app.repository.get(d).event_id == e for e, (d,) in zip(events, made, strict=True))
+
+
+def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) -> None:
+    """Filters are compiled once per saved version of a webhook (domain.webhooks.saved_filters)."""
+    with application("sqlite", tmp_path) as app:
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        severe = ((Condition("severity", "GTE", [3]),),)
+        spec = WebhookSpec(
+            name="t", event_types=("a.b",), target_url="https://example.com/hook", filters=severe
+        )
+        webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+        app.read.catch_up()
+
+        def fanned_out(severity: int) -> int:
+            published = app.publish_events(principal, [Publication("a.b", {"severity": severity})])
+            made = app.fan_out_many([published[0][0]])
+            app.read.catch_up()
+            return len(made[0])
+
+        assert (fanned_out(5), fanned_out(2)) == (1, 0)
+        critical = ((Condition("severity", "GTE", [9]),),)
+        app.update_webhook(principal, webhook.id, {"filters": critical}, None)
+        app.read.catch_up()
+        assert (fanned_out(5), fanned_out(9)) == (0, 1)
+        app.update_webhook(principal, webhook.id, {"filters": ()}, None)
+        app.read.catch_up()
+        assert fanned_out(0) == 1

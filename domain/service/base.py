@@ -127,9 +127,16 @@ class HooklineBase(Application[UUID]):
         change and save: a stale one only loses the race on its version. Falls back to the store."""
         return self._current_many(cls, [aggregate_id]).get(aggregate_id)
 
-    def _current_many(self, cls: type[A], aggregate_ids: Sequence[UUID]) -> dict[UUID, A]:
-        """`_current` for several aggregates, read from the read model at once."""
-        known = self.read.states(aggregate_ids)
+    def _current_many(
+        self, cls: type[A], aggregate_ids: Sequence[UUID], *, tables: bool = True
+    ) -> dict[UUID, A]:
+        """`_current` for several aggregates, read from the read model at once. Without `tables`, only
+        what this process holds in memory is taken from the read model (for aggregates just recorded,
+        which its tables rarely have yet: one query to the store instead of a miss first)."""
+        if tables:
+            known = self.read.states(aggregate_ids)
+        else:
+            known = {i: state for i in aggregate_ids if (state := self.read.held(i)) is not None}
         found: dict[UUID, A] = {}
         missing: list[UUID] = []
         for aggregate_id in aggregate_ids:

@@ -29,7 +29,7 @@ from domain.service.base import (
     page_size,
 )
 from domain.views import Page
-from domain.webhooks import Webhook, compiled_filters
+from domain.webhooks import Webhook, compiled_filters, saved_filters
 
 
 class DeliveryCommands(HooklineBase):
@@ -125,7 +125,7 @@ class DeliveryCommands(HooklineBase):
         """Fans several events out in one transaction (one by one if any of them raced another).
 
         The events are read together, and an organisation's subscribers to a type once per batch."""
-        events = self._current_many(Event, event_ids)
+        events = self._current_many(Event, event_ids, tables=False)  # just recorded: rarely there yet
         subscribed = functools.cache(self.read.subscribed_webhooks)
         planned = {i: self._plan_fan_out(events.get(i), subscribed) for i in dict.fromkeys(event_ids)}
         aggregates = [
@@ -149,7 +149,7 @@ class DeliveryCommands(HooklineBase):
         webhooks = [
             webhook
             for webhook in subscribed(event.organization_id, event.type)
-            if compiled_filters(webhook.spec).matches(event.payload)
+            if saved_filters(webhook).matches(event.payload)
         ]
         deliveries = [
             Delivery(
