@@ -1,10 +1,13 @@
-"""The PostgreSQL store sends new events in binary (store.postgres) and keeps everything the library's
-recorder promises: exact bytes and topics back, notification ids in order, a version conflict refused
-with nothing of its batch written. A database of the test's own."""
+"""The PostgreSQL store inserts new events in one statement, in binary (store.postgres), and keeps
+everything the library's recorder promises: exact bytes and topics back, notification ids in order (an
+insert waits for a writer before it), a version conflict refused with nothing of its batch written. A
+database of the test's own."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from uuid import uuid4
 
 import pytest
@@ -30,12 +33,8 @@ def app() -> Iterator[Hookline]:
             application.close()
 
 
-def test_the_postgresql_store_uses_the_binary_recorder(app: Hookline) -> None:
+def test_the_postgresql_store_uses_the_one_statement_recorder(app: Hookline) -> None:
     assert isinstance(app.recorder, BinaryInsertRecorder)
-    with app.recorder.datastore.get_connection() as connection:
-        statement = app.recorder.insert_events_statement.as_string(connection)
-    assert "%b" in statement
-    assert "%s" not in statement
 
 
 def test_events_come_back_byte_for_byte_with_their_notification_ids(app: Hookline) -> None:
@@ -61,6 +60,31 @@ def test_events_come_back_byte_for_byte_with_their_notification_ids(app: Hooklin
         (i, e.originator_id, e.originator_version, e.topic, e.state)
         for i, e in zip([*ids, *more], [*batch, StoredEvent(second, 2, "plain:Topic", b"\x00")], strict=True)
     ]
+
+
+def test_an_insert_waits_for_an_earlier_writer_so_ids_are_seen_in_order(app: Hookline) -> None:
+    """Another writer holds an id it has not committed: a later id must not be visible before it."""
+    recorder = app.recorder
+    assert isinstance(recorder, BinaryInsertRecorder)
+    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+    earlier = uuid4()
+    with recorder.datastore.get_connection() as other:  # a transaction of another writer, open
+        other.execute("BEGIN")
+        other.execute(
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (%s, 1, 't', '')",
+            (earlier,),
+        )
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(recorder.insert_events, [StoredEvent(uuid4(), 1, "plain:Topic", b"x")])
+            time.sleep(0.5)
+            assert not later.done()
+            other.execute("COMMIT")
+            ids = later.result(timeout=10)
+
+    assert ids is not None
+    first = recorder.select_notifications(start=None, limit=10)
+    assert [n.originator_id for n in first][-2] == earlier
+    assert first[-1].id == ids[0]
 
 
 def test_a_version_conflict_writes_nothing_of_its_batch(app: Hookline) -> None:
