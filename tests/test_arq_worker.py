@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, in_progress_key_prefix
-from arq.utils import timestamp_ms
+from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import func
 
 from tests.support import redis_database
+from workers.arq_jobs import put_back
 from workers.arq_worker import ClaimingWorker
+from workers.jobs import Busy
 
 JOBS = 300
 MAX_JOBS = 7
@@ -95,3 +98,57 @@ def test_a_job_not_due_or_running_elsewhere_is_not_claimed() -> None:
         ran_jobs, started = asyncio.run(scenario(url))
     assert ran_jobs == ["due"]
     assert started == ["due"]
+
+
+def test_a_job_put_back_for_a_busy_webhook_keeps_its_place_before_later_jobs() -> None:
+    """workers.arq_jobs.put_back: put back `wait` after it was first queued, not `wait` from now (which
+    is behind every job queued until then); a job that stays busy moves back further each time."""
+    ran: list[str] = []
+    tries: dict[str, int] = {}
+
+    async def job(ctx: dict[str, Any], name: str, busy_tries: int) -> None:
+        tries[name] = ctx["job_try"]
+        ran.append(name)
+        if ctx["job_try"] <= busy_tries:
+            raise put_back(ctx, Busy(0.2))
+
+    async def scenario(url: str) -> None:
+        redis = ArqRedis.from_url(url)
+        try:
+            await redis.enqueue_job("job", "first", 1, _job_id="first")
+            await asyncio.sleep(0.4)  # the next ones are queued after the first's place (+ 0.2 s)
+            for n in range(10):
+                await redis.enqueue_job("job", f"later-{n}", 0, _job_id=f"later-{n}")
+        finally:
+            await redis.aclose()
+        worker = ClaimingWorker(
+            functions=[func(job, name="job", keep_result=0, max_tries=10)],
+            redis_settings=RedisSettings.from_dsn(url),
+            max_jobs=1,
+            burst=True,
+            poll_delay=0.005,
+            handle_signals=False,
+        )
+        await worker.main()
+
+    with redis_database() as url:
+        asyncio.run(scenario(url))
+    assert ran[:2] == ["first", "first"]  # put back, it ran again before the jobs queued after it
+    assert tries["first"] == 2
+    assert sorted(ran[2:]) == [f"later-{n}" for n in range(10)]
+
+
+def test_a_busy_job_moves_back_further_each_time_and_never_beyond_its_wait() -> None:
+    queued = datetime.now(UTC) - timedelta(seconds=10)
+    now = timestamp_ms()
+
+    def deferred_ms(job_try: int, wait: float) -> int:
+        defer = put_back({"enqueue_time": queued, "job_try": job_try}, Busy(wait)).defer_score
+        assert defer is not None
+        return defer
+
+    assert abs(deferred_ms(1, 0.5) - (to_unix_ms(queued) + 500 - now)) < 100  # 9.5 s in the past
+    assert abs(deferred_ms(3, 0.5) - (to_unix_ms(queued) + 2_000 - now)) < 100  # then 8 s
+    assert deferred_ms(6, 0.5) == 500  # 16 s after it was queued: no later than 0.5 s from now
+    assert deferred_ms(100_000, 0.5) == 500
+    assert put_back({}, 0.5).defer_score == 500  # a rate limit's or a retry's wait is a wait

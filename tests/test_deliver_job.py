@@ -26,7 +26,7 @@ from store.readmodel import SQLViews
 from tests.apps import application, deliveries_to
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
-from workers.jobs import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, Jobs, embedded_share
+from workers.jobs import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, Busy, Jobs, embedded_share
 from workers.ratelimit import LocalRateLimiter
 from workers.sender import Sender
 
@@ -209,4 +209,5 @@ def test_a_workers_job_for_a_busy_webhook_takes_a_slot_that_frees_soon(tmp_path:
 def test_a_workers_job_for_a_webhook_whose_sends_do_not_end_is_put_back(tmp_path: Path) -> None:
     outcomes, peak = busy_webhook_outcomes(tmp_path, SLOT_HOLD * 6, 3)
     assert sorted(outcomes, key=str) == [BUSY_WAIT, None, None]
+    assert [type(outcome) for outcome in outcomes if outcome is not None] == [Busy]  # its place is kept
     assert peak == 2

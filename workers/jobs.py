@@ -34,6 +34,11 @@ BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again
 SLOT_HOLD = 0.05  # ... after holding its job slot this long for one of the webhook's sends to end
 
 
+class Busy(float):
+    """The wait of a job put back because its webhook's share of sends was in flight: not a time the
+    delivery must wait (as a rate limit's or a retry's is), so the queue may keep its place."""
+
+
 def embedded_share(delivery_concurrency: int) -> int:
     """One webhook's slots in `serve`'s own queue: at most half of them (PER_WEBHOOK of the default 64),
     so a hanging target leaves the other half to the other webhooks. Its waiting deliveries are off
@@ -202,7 +207,7 @@ class Jobs:
 
     def _wait_for_slot(self, webhook_id: UUID, delivery_id: UUID) -> float | None:
         if self.requeue is None:
-            return BUSY_WAIT
+            return Busy(BUSY_WAIT)
         if not self._full(webhook_id):
             return 0.0  # a slot freed meanwhile (the check awaited a read): go again now
         self._waiting.setdefault(webhook_id, {})[delivery_id] = None
