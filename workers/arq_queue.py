@@ -16,7 +16,6 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 from uuid import UUID
 
 import structlog
@@ -29,7 +28,6 @@ from domain.deliveries import due_key
 
 log = structlog.get_logger("hookline.queue")
 
-T = TypeVar("T")
 
 FAN_OUT = "fan_out"
 DELIVER = "deliver"
@@ -75,18 +73,21 @@ class ArqQueue:
         self._flushing: set[asyncio.Task[None]] = set()
 
     def fan_out(self, event_id: UUID) -> None:
-        self._add(self._fan_outs, str(event_id))
+        self._add(fan_out=str(event_id))
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        self._add(
-            self._pending,
-            self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at),
-        )
+        job = self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
+        self._add(job=job)
 
-    def _add(self, pending: list[T], item: T) -> None:
-        """Adds to one of the pending lists; the first addition since the last flush schedules one."""
+    def _add(self, *, job: tuple[str, int, int, bytes] | None = None, fan_out: str | None = None) -> None:
+        """Adds to the pending lists; the first addition since the last flush schedules one. The lists
+        are looked up under the lock: a flush swaps them for new ones, and one looked up before it
+        would take the item after the flush had taken that list (a job lost until the next sweep)."""
         with self._lock:
-            pending.append(item)
+            if job is not None:
+                self._pending.append(job)
+            if fan_out is not None:
+                self._fan_outs.append(fan_out)
             first = len(self._pending) + len(self._fan_outs) == 1
         if first:
             self.loop.call_soon_threadsafe(self._flush_soon)
