@@ -82,6 +82,9 @@ class _PostgresCursor:
         if statement.count("?") != len(columns):
             raise ValueError(f"an insert into {table} names {len(columns)} columns for its values")
         types = self._types(table)
+        unknown = [column for column in columns if column not in types]
+        if unknown:
+            raise ValueError(f"{table} has no column {', '.join(unknown)}")
         arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)
         self.cursor.execute(
             f"INSERT INTO {table} ({listed}) SELECT * FROM unnest({arrays}){rest}",
@@ -89,6 +92,8 @@ class _PostgresCursor:
         )
 
     def _types(self, table: str) -> dict[str, str]:
+        """The table's column types, read once from the catalogue (not kept while it has none: a table
+        that does not exist yet)."""
         types = self.column_types.get(table)
         if types is None:
             self.cursor.execute(
@@ -96,7 +101,9 @@ class _PostgresCursor:
                 " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
                 (table,),
             )
-            types = self.column_types[table] = dict(self.cursor.fetchall())
+            types = dict(self.cursor.fetchall())
+            if types:
+                self.column_types[table] = types
         return types
 
     def fetchone(self) -> Any:

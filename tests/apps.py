@@ -1,7 +1,10 @@
-"""The real application in the test's process (SQLite), with one webhook and published events."""
+"""The real application in the test's process (SQLite, or PostgreSQL in a database of its own), with one
+webhook and published events."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import build_application
 from store.readmodel import SQLViews
+from tests.support import postgres_database
 
 UNREACHABLE = "http://127.0.0.1:9/"  # for webhooks whose deliveries the test never sends
 
@@ -25,6 +29,17 @@ def application(directory: Path, **settings: Any) -> Hookline:
             database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True, **settings
         )
     )
+
+
+@contextmanager
+def postgres_application() -> Iterator[Hookline]:
+    """The application on a PostgreSQL database of its own, dropped afterwards."""
+    with postgres_database() as url:
+        app = build_application(Settings(database_url=url, database_pool_size=2))
+        try:
+            yield app
+        finally:
+            app.close()
 
 
 class RecordingQueue:

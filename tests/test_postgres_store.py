@@ -14,23 +14,17 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.application import Hookline
-from hookline.settings import Settings
-from hookline.wiring import build_application
 from store.postgres import BinaryInsertRecorder
 from store.sql import database_of
-from tests.support import postgres_database
+from tests.apps import postgres_application
 
 AWKWARD = bytes(range(256)) + b'\\x00 "quoted", {braced}, (paren) \\\\ NULL'
 
 
 @pytest.fixture
 def app() -> Iterator[Hookline]:
-    with postgres_database() as url:
-        application = build_application(Settings(database_url=url, database_pool_size=2))
-        try:
-            yield application
-        finally:
-            application.close()
+    with postgres_application() as application:
+        yield application
 
 
 def test_the_postgresql_store_uses_the_one_statement_recorder(app: Hookline) -> None:
@@ -139,3 +133,18 @@ def test_a_batch_that_fails_writes_nothing(app: Hookline) -> None:
     with db.transaction(commit=False) as c:
         c.execute("SELECT count(*) FROM t_strict")
         assert c.fetchone() == (0,)
+
+
+def test_a_batch_for_a_column_or_table_that_does_not_exist_is_refused_by_name(app: Hookline) -> None:
+    db = database_of(app.recorder)
+    rows = [("a", 1), ("b", 2)]
+    with pytest.raises(ValueError, match="t_later has no column id, n"), db.transaction(commit=True) as c:
+        c.executemany("INSERT INTO t_later (id, n) VALUES (?, ?)", rows)  # not created yet
+    with db.transaction(commit=True) as c:
+        c.execute("CREATE TABLE t_later (id TEXT PRIMARY KEY, n BIGINT)")
+        with pytest.raises(ValueError, match="t_later has no column size"):
+            c.executemany("INSERT INTO t_later (id, size) VALUES (?, ?)", rows)
+    with db.transaction(commit=True) as c:  # created since: its columns are read, not the miss kept
+        c.executemany("INSERT INTO t_later (id, n) VALUES (?, ?)", rows)
+        c.execute("SELECT id, n FROM t_later ORDER BY id")
+        assert c.fetchall() == rows

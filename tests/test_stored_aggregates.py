@@ -20,7 +20,7 @@ from domain.roles import Role
 from domain.webhooks import Webhook, WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import build_application
-from tests.support import postgres_database
+from tests.apps import postgres_application
 
 
 @contextmanager
@@ -32,12 +32,8 @@ def application(kind: str, directory: Path) -> Iterator[Hookline]:
         finally:
             app.close()
         return
-    with postgres_database() as url:
-        app = build_application(Settings(database_url=url, database_pool_size=2))
-        try:
-            yield app
-        finally:
-            app.close()
+    with postgres_application() as app:
+        yield app
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
