@@ -74,8 +74,37 @@ def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256(previous_hash.encode("utf-8") + canonical_bytes(record)).hexdigest()
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+_AS_TEXT: dict[type, Any] = {UUID: str, datetime: datetime.isoformat}
+
+
 def jsonable(value: Any) -> Any:
-    """Plain JSON values: ids and times as strings, secrets redacted wherever they are nested."""
+    """Plain JSON values: ids and times as strings, secrets redacted wherever they are nested.
+
+    Plain dicts, lists and scalars, which most of an event is, are told by their exact type before
+    anything is asked of the abstract base classes (an `isinstance` of `Mapping` costs a microsecond
+    for every value that is not one)."""
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict:
+        return _data(value.items())
+    if kind is list:
+        return [v if type(v) in _AS_IS else jsonable(v) for v in value]
+    as_text = _AS_TEXT.get(kind)
+    return as_text(value) if as_text is not None else _converted(value)
+
+
+def _data(items: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    return {
+        k if type(k) is str else str(k): (
+            REDACTED if k in SECRET_FIELDS else v if type(v) in _AS_IS else jsonable(v)
+        )
+        for k, v in items
+    }
+
+
+def _converted(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): REDACTED if k in SECRET_FIELDS else jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -114,7 +143,7 @@ def record_of(position: int, organization_id: UUID, domain_event: object) -> dic
         "eventType": event_type,
         "recordedAt": attributes["timestamp"].isoformat(),
         "actor": attributes.get("actor") or SYSTEM,
-        "data": jsonable({k: v for k, v in attributes.items() if k not in _NOT_DATA}),
+        "data": _data((k, v) for k, v in attributes.items() if k not in _NOT_DATA),
     }
 
 

@@ -91,7 +91,7 @@ def cipher_key(settings: Settings) -> str:
 
 def store_env(settings: Settings) -> dict[str, str]:
     env = {
-        "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+        "CIPHER_TOPIC": "store.cipher:KeyedAESCipher",
         "CIPHER_KEY": cipher_key(settings),
         "TRANSCODER_TOPIC": "store.transcoder:FastJSONTranscoder",
     }
