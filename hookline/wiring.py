@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import structlog
+import uvloop
 from arq.connections import ArqRedis, RedisSettings
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import PersistenceError
@@ -344,7 +345,7 @@ def supervise_worker(run: Callable[[], object], backoff: float = 1.0, longest: f
     a stop by signal ends it. The store keeps what the queue lost: the sweeper queues it again."""
     wait = backoff
     while True:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        asyncio.set_event_loop(uvloop.new_event_loop())  # as uvicorn runs `serve`
         try:
             run()
             return

@@ -9,11 +9,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvloop
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import func
+from redis.exceptions import RedisError
 
+from hookline.wiring import supervise_worker
 from tests.support import redis_database
 from workers.arq_jobs import put_back
 from workers.arq_worker import ClaimingWorker
@@ -152,3 +155,17 @@ def test_a_busy_job_moves_back_further_each_time_and_never_beyond_its_wait() -> 
     assert deferred_ms(6, 0.5) == 500  # 16 s after it was queued: no later than 0.5 s from now
     assert deferred_ms(100_000, 0.5) == 500
     assert put_back({}, 0.5).defer_score == 500  # a rate limit's or a retry's wait is a wait
+
+
+def test_the_worker_runs_on_uvloop_on_a_new_loop_each_time_redis_goes_away() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def run() -> None:
+        loops.append(asyncio.get_event_loop())
+        if len(loops) == 1:
+            raise RedisError("connection lost")
+
+    supervise_worker(run, backoff=0)
+    assert len(loops) == 2
+    assert loops[0] is not loops[1]
+    assert all(isinstance(loop, uvloop.Loop) for loop in loops)
