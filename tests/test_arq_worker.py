@@ -7,19 +7,21 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import uvloop
+from arq import Retry
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import func
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from hookline.wiring import supervise_worker
 from tests.support import redis_database
 from workers.arq_jobs import put_back
-from workers.arq_worker import ClaimingWorker
+from workers.arq_worker import FINISH, ClaimingWorker
 from workers.jobs import Busy
 
 JOBS = 300
@@ -169,3 +171,66 @@ def test_the_worker_runs_on_uvloop_on_a_new_loop_each_time_redis_goes_away() -> 
     assert len(loops) == 2
     assert loops[0] is not loops[1]
     assert all(isinstance(loop, uvloop.Loop) for loop in loops)
+
+
+def test_jobs_ending_together_are_finished_together_and_leave_what_arq_leaves() -> None:
+    """Finished (done or failed) jobs leave no key and are out of the queue; a job put back keeps its
+    job and retry keys, is no longer in progress, and waits in the queue for its deferral."""
+    batches: list[int] = []
+
+    async def job(ctx: dict[str, Any], outcome: str) -> None:
+        await asyncio.sleep(0.05)  # all of them end in about the same turn of the loop
+        if outcome == "fail":
+            raise ValueError("this job fails")
+        if outcome == "later" and ctx["job_try"] == 1:
+            raise Retry(defer=60)
+
+    class Counting(ClaimingWorker):
+        async def _finish_all(self) -> None:
+            if self._finish is None:
+                script = self.pool.register_script(FINISH)
+
+                async def counted(args: list[str]) -> Any:
+                    batches.append((len(args) - 1) // 2)  # the queue, then two arguments a job
+                    return await script(args=args)
+
+                self._finish = cast(AsyncScript, counted)
+            await super()._finish_all()
+
+    async def scenario(url: str) -> tuple[set[bytes], list[tuple[bytes, float]]]:
+        redis = ArqRedis.from_url(url)
+        try:
+            for n in range(12):
+                await redis.enqueue_job("job", "done", _job_id=f"done-{n}")
+            await redis.enqueue_job("job", "fail", _job_id="fail")
+            await redis.enqueue_job("job", "later", _job_id="later")
+            worker = Counting(
+                functions=[func(job, name="job", keep_result=0)],
+                redis_pool=redis,
+                max_jobs=20,
+                poll_delay=0.005,
+                handle_signals=False,
+            )
+            running = asyncio.create_task(worker.main())
+            settled = {b"arq:job:later", b"arq:retry:later"}
+            deadline = asyncio.get_running_loop().time() + 10
+            while asyncio.get_running_loop().time() < deadline:  # until the store of jobs is as expected
+                found = await redis.keys("*")
+                keys = {k for k in found if k.startswith((b"arq:job:", b"arq:retry:", b"arq:in-progress:"))}
+                if keys == settled:
+                    break
+                await asyncio.sleep(0.02)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            return keys, await redis.zrange(default_queue_name, 0, -1, withscores=True)
+        finally:
+            await redis.aclose()
+
+    began = timestamp_ms()
+    with redis_database() as url:
+        keys, queue = asyncio.run(scenario(url))
+    assert keys == {b"arq:job:later", b"arq:retry:later"}
+    assert [job_id for job_id, _ in queue] == [b"later"]
+    assert began + 59_000 < queue[0][1] < timestamp_ms() + 61_000
+    assert sum(batches) == 14  # each job finished (or put back) once
+    assert max(batches) > 1
