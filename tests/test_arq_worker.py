@@ -1,6 +1,7 @@
-"""`ClaimingWorker`, arq's worker with one round trip to claim jobs: two of them on one real Redis queue
-run every job exactly once, never more at once than their `max_jobs`; a job deferred or claimed
-elsewhere meanwhile is not claimed."""
+"""`ClaimingWorker`, arq's worker with one round trip to claim jobs and one to finish those that end
+together: two of them on one real Redis queue run every job exactly once, never more at once than
+their `max_jobs`; a job deferred or claimed elsewhere meanwhile is not claimed; finished jobs leave
+what arq leaves. `hookline worker` runs it on uvloop."""
 
 from __future__ import annotations
 
