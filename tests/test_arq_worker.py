@@ -6,6 +6,7 @@ what arq leaves. `hookline worker` runs it on uvloop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -22,7 +23,7 @@ from redis.exceptions import RedisError
 from hookline.wiring import supervise_worker
 from tests.support import redis_database
 from workers.arq_jobs import put_back
-from workers.arq_worker import FINISH, ClaimingWorker
+from workers.arq_worker import FINISH, ROOM_WAIT, ClaimingWorker
 from workers.jobs import Busy
 
 JOBS = 300
@@ -235,3 +236,37 @@ def test_jobs_ending_together_are_finished_together_and_leave_what_arq_leaves() 
     assert began + 59_000 < queue[0][1] < timestamp_ms() + 61_000
     assert sum(batches) == 14  # each job finished (or put back) once
     assert max(batches) > 1
+
+
+def test_a_full_worker_claims_again_when_a_job_ends_not_at_its_next_poll() -> None:
+    """arq starts jobs only when it polls: a full worker left its slots empty from the end of its jobs
+    until the next poll. Here a job that ends makes room that is claimed at once."""
+    ended: list[float] = []
+
+    async def job(ctx: dict[str, Any]) -> None:
+        await asyncio.sleep(0.01)
+        ended.append(time.monotonic())
+
+    async def scenario(url: str) -> float:
+        redis = ArqRedis.from_url(url)
+        try:
+            for n in range(12):
+                await redis.enqueue_job("job", _job_id=f"job-{n}")
+            worker = ClaimingWorker(
+                functions=[func(job, name="job", keep_result=0)],
+                redis_pool=redis,
+                max_jobs=2,
+                burst=True,
+                poll_delay=5.0,  # a poll every 5 s: 6 polls' worth of jobs would take 25 s
+                handle_signals=False,
+            )
+            began = time.monotonic()
+            await asyncio.wait_for(worker.main(), 20)
+            return began
+        finally:
+            await redis.aclose()
+
+    with redis_database() as url:
+        began = asyncio.run(scenario(url))
+    assert len(ended) == 12
+    assert max(ended) - began < ROOM_WAIT  # all within the first poll's claiming
