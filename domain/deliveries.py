@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -38,7 +38,9 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is immutable: a copy of the fields, not dataclasses.asdict's deep copy of each
+        # value (a third of the cost of recording an attempt).
+        return dict(vars(self))
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Attempt:
