@@ -17,6 +17,7 @@ from domain.audit import Verification
 from domain.credentials import Credential
 from domain.deliveries import Delivery, DeliveryStatus, DeliveryUpdate
 from domain.event_types import EventType
+from domain.events import Event
 from domain.organizations import ApiKey
 from domain.views import Page
 from domain.webhooks import Webhook
@@ -72,6 +73,9 @@ class ReadModelQueries:
     # -- queries ----------------------------------------------------------------------------------
 
     def _states(self, c: Any, ids: Iterable[str]) -> dict[str, Aggregate]:
+        """Projected states by id (hex): from `hl_states`, except events', which are not kept there
+        (see `SQLViews._write`): an applied event's state is read from its own stored events, in the
+        same transaction (it may show the event fanned out a moment before `hl_events` does)."""
         wanted = list(ids)
         if not wanted:
             return {}
@@ -79,7 +83,15 @@ class ReadModelQueries:
             f"SELECT id, version, topic, state FROM hl_states WHERE id IN ({','.join('?' * len(wanted))})",
             wanted,
         )
-        return {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
+        found = {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
+        missing = [i for i in wanted if i not in found]
+        if missing:  # events the tables have applied (as the other states: none published since)
+            c.execute(f"SELECT id FROM hl_events WHERE id IN ({','.join('?' * len(missing))})", missing)
+            applied = [row[0] for row in c.fetchall()]
+            if applied:
+                events = self._stored(c, applied)
+                found.update({i.hex: a for i, a in events.items() if isinstance(a, Event)})
+        return found
 
     def stored(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
         """Aggregates as the event store has them now: all their stored events in one query (the
@@ -89,13 +101,18 @@ class ReadModelQueries:
         if not wanted:
             return {}
         with self.db.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT originator_id, originator_version, topic, state FROM {self.db.events}"
-                f" WHERE originator_id IN ({','.join('?' * len(wanted))})"
-                " ORDER BY originator_id, originator_version",
-                wanted,
-            )
-            rows = c.fetchall()
+            return self._stored(c, wanted)
+
+    def _stored(self, c: Any, wanted: Sequence[str], below: int | None = None) -> dict[UUID, Aggregate]:
+        """`stored` in a transaction; with `below`, only the events of versions lower than that."""
+        older = " AND originator_version < ?" if below is not None else ""
+        c.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {self.db.events}"
+            f" WHERE originator_id IN ({','.join('?' * len(wanted))}){older}"
+            " ORDER BY originator_id, originator_version",
+            [*wanted, *([below] if below is not None else [])],
+        )
+        rows = c.fetchall()
         found: dict[UUID, Aggregate] = {}
         to_domain_event = self.app.mapper.to_domain_event
         for originator_id, version, topic, state in rows:

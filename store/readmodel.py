@@ -2,8 +2,10 @@
 
 Each projected aggregate's latest state is kept as an encrypted snapshot (the library's own
 `Snapshot`, through the application's mapper and cipher), beside a few plain index columns that lists
-filter and page on. Applying a batch of notifications and moving the tracked position happen in one
-transaction, so a restart resumes exactly where the last batch ended and nothing is applied twice.
+filter and page on; an event's state is read from its own stored events instead (its payload would
+otherwise be encoded, encrypted and written once more for each of its two events). Applying a batch of
+notifications and moving the tracked position happen in one transaction, so a restart resumes exactly
+where the last batch ended and nothing is applied twice.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ SCHEMA = [
     " id TEXT PRIMARY KEY, organization_id TEXT NOT NULL, seq {bigint} NOT NULL)",
 ]
 PROJECTED = (Webhook, Delivery, Event, Credential, EventType, ApiKey)
+_PROJECTED_EVENTS = tuple(kind.Event for kind in PROJECTED)
 # Bump when the tables change: the read models are then dropped and rebuilt from the log.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: events' states are no longer kept in hl_states
 READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",
@@ -294,13 +297,13 @@ class SQLViews(ReadModelQueries):
 
     def _apply(self, c: Any, seq: int, domain_event: DomainEventProtocol[UUID], batch: _Batch) -> None:
         """Moves a projected aggregate's state on by one event (written once per batch, in `_write`)."""
-        if not isinstance(domain_event, tuple(kind.Event for kind in PROJECTED)):
+        if not isinstance(domain_event, _PROJECTED_EVENTS):
             return
         aggregate_id = domain_event.originator_id
         previous = batch.states.get(aggregate_id)
         # An aggregate's creation comes after everything the tables reflect: nothing to read for it.
         if previous is None and not isinstance(domain_event, CanInitAggregate):
-            previous = self._cached(c, aggregate_id)
+            previous = self._cached(c, aggregate_id, domain_event.originator_version)
         aggregate = cast(Aggregate, domain_event.mutate(previous))  # type: ignore[attr-defined]
         self._remember(aggregate)
         batch.states[aggregate_id] = aggregate
@@ -335,8 +338,11 @@ class SQLViews(ReadModelQueries):
         states, deliveries, events = [], [], []
         event_seqs = self._event_seqs(c, batch)
         for aggregate_id, aggregate in batch.states.items():
-            stored = self.app.mapper.to_stored_event(Snapshot.take(aggregate))
-            states.append((aggregate_id.hex, aggregate.version, stored.topic, stored.state))
+            # An event's state is its publication, already stored (encrypted) in the event store, and
+            # whether it was fanned out, in hl_events: a snapshot would store the payload again.
+            if not isinstance(aggregate, Event):
+                stored = self.app.mapper.to_stored_event(Snapshot.take(aggregate))
+                states.append((aggregate_id.hex, aggregate.version, stored.topic, stored.state))
             created = batch.created.get(aggregate_id)
             seq = created or 0  # an existing row keeps its creation position
             if isinstance(aggregate, Webhook):
@@ -481,14 +487,18 @@ class SQLViews(ReadModelQueries):
             seqs.update({UUID(row[0]): int(row[1]) for row in c.fetchall()})
         return seqs
 
-    def _cached(self, c: Any, aggregate_id: UUID) -> Aggregate | None:
+    def _cached(self, c: Any, aggregate_id: UUID, version: int) -> Aggregate | None:
+        """The state an aggregate's event of `version` applies to: held, kept, or (an event's, which
+        is not kept) read from the store up to the version before."""
         aggregate = self.cache.get(aggregate_id)
         if aggregate is not None:
             self.cache.move_to_end(aggregate_id)
             return aggregate
         c.execute("SELECT version, topic, state FROM hl_states WHERE id = ?", (aggregate_id.hex,))
         row = c.fetchone()
-        return self._restore(aggregate_id, row) if row else None
+        if row:
+            return self._restore(aggregate_id, row)
+        return self._stored(c, [aggregate_id.hex], below=version).get(aggregate_id)
 
     def _remember(self, aggregate: Aggregate) -> None:
         self.cache[aggregate.id] = aggregate

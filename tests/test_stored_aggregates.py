@@ -14,12 +14,13 @@ import pytest
 
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
-from domain.events import Publication
+from domain.events import Event, Publication
 from domain.filters import Condition
 from domain.roles import Role
 from domain.webhooks import Webhook, WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import build_application
+from store.readmodel import SQLViews
 from tests.apps import postgres_application
 
 
@@ -124,3 +125,38 @@ def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) ->
         app.update_webhook(principal, webhook.id, {"filters": ()}, None)
         app.read.catch_up()
         assert fanned_out(0) == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_events_state_is_read_from_its_stored_events_not_kept_as_a_snapshot(
+    kind: str, tmp_path: Path
+) -> None:
+    """Events' payloads are not written to hl_states again: the read model reads them from the store,
+    as far as its tables have applied them, and applies a fan-out to the state before it."""
+    with application(kind, tmp_path) as app:
+        views = app.read
+        assert isinstance(views, SQLViews)
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
+        app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+        published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(3)])
+        events = [event_id for event_id, _ in published]
+        views.catch_up()
+        views.cache.clear()  # as in another process, or after the cache let them go
+
+        with views.db.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT COUNT(*) FROM hl_states WHERE id IN ({','.join('?' * 3)})", [e.hex for e in events]
+            )
+            assert c.fetchone()[0] == 0
+        read = views.states(events)
+        assert {i: vars(a) for i, a in read.items()} == {e: vars(app.repository.get(e)) for e in events}
+
+        app.fan_out_many(events)  # stored at version 2 before the read model applies it
+        views.cache.clear()
+        views.catch_up()  # applies version 2 to the state of version 1, read from the store
+
+        fanned_out = views.states(events)
+        assert all(isinstance(e, Event) and e.fanned_out and e.version == 2 for e in fanned_out.values())
+        assert set(fanned_out) == set(events)
+        assert views.events_not_fanned_out() == []
