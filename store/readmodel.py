@@ -304,7 +304,7 @@ class SQLViews(ReadModelQueries):
         # An aggregate's creation comes after everything the tables reflect: nothing to read for it.
         if previous is None and not isinstance(domain_event, CanInitAggregate):
             previous = self._cached(c, aggregate_id, domain_event.originator_version)
-        aggregate = cast(Aggregate, domain_event.mutate(previous))  # type: ignore[attr-defined]
+        aggregate = cast(Aggregate, domain_event.mutate(previous))
         self._remember(aggregate)
         batch.states[aggregate_id] = aggregate
         if previous is None:

@@ -211,17 +211,18 @@ class DeliveryCommands(HooklineBase):
             with suppress(IntegrityError):
                 self.save(delivery)
             return None
-        if webhook.spec.ordered:  # one at a time, in event order: only the head goes
+        spec = webhook.spec  # (built from the webhook's data at each use)
+        if spec.ordered:  # one at a time, in event order: only the head goes
             head = self.read.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
                 return None  # the dispatcher queues it again when its turn comes
         credential_headers: dict[str, str] = {}
-        if webhook.spec.credential_id is not None:
-            credential = self._current(Credential, webhook.spec.credential_id)
+        if spec.credential_id is not None:
+            credential = self._current(Credential, spec.credential_id)
             if credential is not None and credential.organization_id == webhook.organization_id:
                 credential_headers = credential.headers()
         request = build_request(
-            webhook.spec,
+            spec,
             self._message(event),
             secrets=webhook.signing_secrets(now),
             message_id=str(delivery.id),
@@ -229,7 +230,7 @@ class DeliveryCommands(HooklineBase):
             user_agent=self.user_agent,
             credential_headers=credential_headers,
         )
-        return PreparedDelivery(delivery, request, webhook.id, webhook.spec.rate_limit_per_second)
+        return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second)
 
     def record_attempt(self, delivery: Delivery, attempt: Attempt) -> None:
         """Records the outcome and when to try again; 410 Gone also switches the webhook off.
