@@ -58,16 +58,23 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 def _orjson_writes_as_json(value: Any) -> bool:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is dict:
-        return all(_orjson_writes_as_json(v) for v in value.values())  # (orjson refuses other keys)
-    if kind is list:
-        return all(_orjson_writes_as_json(v) for v in value)
-    if kind is float:
-        return value == 0 or (abs(value) >= 1e-4 and math.isfinite(value))
-    return False  # anything else (tuples, subclasses, other types) as the json module does it
+    # A walk with a list for a stack, not a recursion of generators: it runs for every audit record.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            pending.extend(item.values())  # (orjson refuses keys that are not strings)
+        elif kind is list:
+            pending.extend(item)
+        elif kind is float:
+            if not (item == 0 or (abs(item) >= 1e-4 and math.isfinite(item))):
+                return False
+        else:
+            return False  # anything else (tuples, subclasses, other types) as the json module does it
+    return True
 
 
 def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
