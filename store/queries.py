@@ -74,8 +74,9 @@ class ReadModelQueries:
 
     def _states(self, c: Any, ids: Iterable[str]) -> dict[str, Aggregate]:
         """Projected states by id (hex): from `hl_states`, except events', which are not kept there
-        (see `SQLViews._write`): an applied event's state is read from its own stored events, in the
-        same transaction (it may show the event fanned out a moment before `hl_events` does)."""
+        (see `SQLViews._write`): an event's state is read from its own stored events, in the same
+        transaction, as the store has it (an event just published or fanned out shows so a moment
+        before `hl_events` does; lists take their ids from the tables, so they show what these do)."""
         wanted = list(ids)
         if not wanted:
             return {}
@@ -85,12 +86,9 @@ class ReadModelQueries:
         )
         found = {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
         missing = [i for i in wanted if i not in found]
-        if missing:  # events the tables have applied (as the other states: none published since)
-            c.execute(f"SELECT id FROM hl_events WHERE id IN ({','.join('?' * len(missing))})", missing)
-            applied = [row[0] for row in c.fetchall()]
-            if applied:
-                events = self._stored(c, applied)
-                found.update({i.hex: a for i, a in events.items() if isinstance(a, Event)})
+        if missing:
+            events = self._stored(c, missing)
+            found.update({i.hex: a for i, a in events.items() if isinstance(a, Event)})
         return found
 
     def stored(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
