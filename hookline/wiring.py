@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import hashlib
 import ipaddress
 import os
@@ -54,6 +55,21 @@ KEY_FILE = "secret.key"
 STARTUP_TRIES = 5
 WORKER_DRAIN_SECONDS = 20  # on SIGTERM a worker takes no new job and lets sends in flight finish
 SWEEP_BACKLOG = 500  # embedded: no sweep while more jobs than this wait for the queue
+YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation (CPython: 700)
+
+
+def settle_heap() -> int:
+    """Once a process has started: what exists now (modules, the GraphQL schema, the application)
+    lives as long as the process, so the cycle collector stops going through it again and again
+    (gc.freeze), and it collects the youngest generation every YOUNG_GC_THRESHOLD allocations. In
+    bench.stages, two full collections of ~126 000 objects took 76 ms per 3 000 deliveries, and all
+    collections together 98 ms; with start-up frozen and the threshold raised, 4.5 ms. Returns how
+    many objects were frozen."""
+    gc.collect()  # start-up's garbage is freed, not frozen
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
+    return gc.get_freeze_count()
 
 
 def utcnow() -> datetime:
@@ -248,6 +264,7 @@ async def serve_background(
             idle = 0.1 if settings.redis_url else 0.5
             follower = asyncio.create_task(follow(views, wake, idle))
             watchdog = asyncio.create_task(disable_failing(app, settings))
+            log.info("start-up objects frozen for the cycle collector", objects=settle_heap())
             try:
                 yield
             finally:
@@ -370,7 +387,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
         jobs = Jobs(app, sender.send, limiter, per_webhook=per_webhook)
         ctx.update(app=app, sender=sender, queue=queue, jobs=jobs)
-        log.info("worker ready")
+        log.info("worker ready", frozen_objects=settle_heap())
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "sender" in ctx:
