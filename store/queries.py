@@ -11,6 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
 from domain.audit import Verification
@@ -33,6 +34,12 @@ def moment(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+# The topics of an event aggregate's stored events (its state is read from them, see `_states`).
+EVENT_TOPICS = tuple(
+    get_topic(kind)
+    for kind in vars(Event).values()
+    if isinstance(kind, type) and issubclass(kind, Event.Event)
+)
 WEBHOOK_CACHE = 20_000  # decoded webhooks kept for fan-out, by (id, version)
 
 
@@ -86,8 +93,8 @@ class ReadModelQueries:
         )
         found = {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
         missing = [i for i in wanted if i not in found]
-        if missing:
-            events = self._stored(c, missing)
+        if missing:  # (the stored events of other aggregates are not even decrypted)
+            events = self._stored(c, missing, topics=EVENT_TOPICS)
             found.update({i.hex: a for i, a in events.items() if isinstance(a, Event)})
         return found
 
@@ -101,14 +108,18 @@ class ReadModelQueries:
         with self.db.transaction(commit=False) as c:
             return self._stored(c, wanted)
 
-    def _stored(self, c: Any, wanted: Sequence[str], below: int | None = None) -> dict[UUID, Aggregate]:
-        """`stored` in a transaction; with `below`, only the events of versions lower than that."""
+    def _stored(
+        self, c: Any, wanted: Sequence[str], below: int | None = None, topics: Sequence[str] = ()
+    ) -> dict[UUID, Aggregate]:
+        """`stored` in a transaction; with `below`, only the events of versions lower than that; with
+        `topics`, only aggregates whose events have those topics."""
         older = " AND originator_version < ?" if below is not None else ""
+        of_kind = f" AND topic IN ({','.join('?' * len(topics))})" if topics else ""
         c.execute(
             f"SELECT originator_id, originator_version, topic, state FROM {self.db.events}"
-            f" WHERE originator_id IN ({','.join('?' * len(wanted))}){older}"
+            f" WHERE originator_id IN ({','.join('?' * len(wanted))}){older}{of_kind}"
             " ORDER BY originator_id, originator_version",
-            [*wanted, *([below] if below is not None else [])],
+            [*wanted, *([below] if below is not None else []), *topics],
         )
         rows = c.fetchall()
         found: dict[UUID, Aggregate] = {}

@@ -160,3 +160,31 @@ def test_an_events_state_is_read_from_its_stored_events_not_kept_as_a_snapshot(
         assert all(isinstance(e, Event) and e.fanned_out and e.version == 2 for e in fanned_out.values())
         assert set(fanned_out) == set(events)
         assert views.events_not_fanned_out() == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_state_the_read_model_lacks_is_read_from_the_store_only_for_events(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker asks for a delivery the follower has not applied yet: nothing of it is decrypted."""
+    with application(kind, tmp_path) as app:
+        views = app.read
+        assert isinstance(views, SQLViews)
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
+        app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+        published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(3)])
+        views.catch_up()
+        deliveries = [d for made in app.fan_out_many([e for e, _ in published]) for d in made]
+        views.cache.clear()
+        decoded: list[object] = []
+        to_domain_event = app.mapper.to_domain_event
+
+        def counted(stored: Any) -> Any:
+            decoded.append(stored.topic)
+            return to_domain_event(stored)
+
+        monkeypatch.setattr(app.mapper, "to_domain_event", counted)
+
+        assert views.states(deliveries) == {}
+        assert decoded == []
