@@ -431,12 +431,15 @@ async def disable_failing(app: Hookline, settings: Settings) -> None:
 async def follow(
     views: SQLViews, wake: asyncio.Event, idle_seconds: float = 0.5, gather_seconds: float = FOLLOW_GATHER
 ) -> None:
-    """Apply new notifications soon after this process saves (what else it saves meanwhile goes in
-    the same batch), and at least twice a second for others'."""
+    """Apply new notifications soon after this process saves, and at least twice a second for
+    others'. Woken from idle, it lets `gather_seconds` pass first, so that what else is saved
+    meanwhile goes in the same batch; when saves came in while it applied a batch, it goes on at
+    once (saturated, a pause would only let the backlog grow)."""
     while True:
-        with suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), idle_seconds)
-            await asyncio.sleep(gather_seconds)
+        if not wake.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), idle_seconds)
+                await asyncio.sleep(gather_seconds)
         wake.clear()
         try:
             await asyncio.to_thread(views.catch_up)
