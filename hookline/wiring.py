@@ -55,9 +55,9 @@ KEY_FILE = "secret.key"
 STARTUP_TRIES = 5
 WORKER_DRAIN_SECONDS = 20  # on SIGTERM a worker takes no new job and lets sends in flight finish
 SWEEP_BACKLOG = 500  # embedded: no sweep while more jobs than this wait for the queue
-# After a save, the log follower waits this long so that the saves that follow go in its batch: at
-# a steady 200 events/s each delivery's four saves were applied one or two at a time, each batch
-# its own transaction.
+# Woken from idle by a save, the log follower waits this long so that the saves that follow go in
+# its batch: at a steady 200 events/s each delivery's four saves were applied one or two at a time,
+# each batch its own transaction.
 FOLLOW_GATHER = 0.01
 YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation (CPython: 700)
 
