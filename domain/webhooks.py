@@ -141,20 +141,33 @@ def compiled_filters(spec: WebhookSpec) -> CompiledFilter:
     return _compiled_filters(spec.filters_key())
 
 
-_SAVED_FILTERS: dict[tuple[UUID, int], CompiledFilter] = {}
+_SAVED: dict[tuple[UUID, int], tuple[WebhookSpec, CompiledFilter]] = {}
+
+
+def _saved(webhook: Webhook) -> tuple[WebhookSpec, CompiledFilter]:
+    """A saved webhook's spec and compiled filters, found by its id and version (a version's spec
+    never changes once saved): built once per version, not per event or delivery (`Webhook.spec`
+    builds the spec from its data at each access). Not for a webhook with changes not saved (its
+    version is not yet that of a saved state)."""
+    key = (webhook.id, webhook.version)
+    found = _SAVED.get(key)
+    if found is None:
+        if len(_SAVED) >= 4096:
+            _SAVED.clear()
+        spec = webhook.spec
+        found = _SAVED[key] = (spec, compiled_filters(spec))
+    return found
+
+
+def saved_spec(webhook: Webhook) -> WebhookSpec:
+    """`Webhook.spec` of a saved webhook, built once per version (see `_saved`)."""
+    return _saved(webhook)[0]
 
 
 def saved_filters(webhook: Webhook) -> CompiledFilter:
-    """`compiled_filters` of a saved webhook (a version's spec never changes once saved), found by
-    its id and version: no spec built, no filters written as JSON, per event it is matched against.
-    Not for a webhook with changes not saved (its version is not yet that of a saved state)."""
-    key = (webhook.id, webhook.version)
-    found = _SAVED_FILTERS.get(key)
-    if found is None:
-        if len(_SAVED_FILTERS) >= 4096:
-            _SAVED_FILTERS.clear()
-        found = _SAVED_FILTERS[key] = compiled_filters(webhook.spec)
-    return found
+    """`compiled_filters` of a saved webhook, once per version (see `_saved`): no spec built, no
+    filters written as JSON, per event it is matched against."""
+    return _saved(webhook)[1]
 
 
 def check_spec(

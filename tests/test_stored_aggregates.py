@@ -17,7 +17,8 @@ from domain.deliveries import Attempt, Delivery
 from domain.events import Event, Publication
 from domain.filters import Condition
 from domain.roles import Role
-from domain.webhooks import Webhook, WebhookSpec
+from domain.service.base import PreparedDelivery
+from domain.webhooks import Webhook, WebhookSpec, saved_spec
 from hookline.settings import Settings
 from hookline.wiring import build_application
 from store.readmodel import SQLViews
@@ -188,3 +189,29 @@ def test_a_state_the_read_model_lacks_is_read_from_the_store_only_for_events(
 
         assert views.states(deliveries) == {}
         assert decoded == []
+
+
+def test_a_webhooks_changed_spec_holds_for_the_next_delivery(tmp_path: Path) -> None:
+    """A delivery is prepared with the spec of its webhook's saved version, built once per version
+    (domain.webhooks.saved_spec)."""
+    with application("sqlite", tmp_path) as app:
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/one")
+        webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+        app.read.catch_up()
+
+        def prepared_url() -> str:
+            published = app.publish_events(principal, [Publication("a.b", {"n": 1})])
+            (made,) = app.fan_out_many([published[0][0]])
+            app.read.catch_up()
+            (prepared,) = app.prepare_deliveries([(made[0], None)])
+            assert isinstance(prepared, PreparedDelivery)
+            return prepared.request.url
+
+        assert prepared_url() == "https://example.com/one"
+        saved = app.read.states([webhook.id])[webhook.id]
+        assert isinstance(saved, Webhook)
+        assert saved_spec(saved) is saved_spec(saved)  # built once for the version
+        app.update_webhook(principal, webhook.id, {"target_url": "https://example.com/two"}, None)
+        app.read.catch_up()
+        assert prepared_url() == "https://example.com/two"

@@ -29,7 +29,7 @@ from domain.service.base import (
     page_size,
 )
 from domain.views import Page
-from domain.webhooks import Webhook, compiled_filters, saved_filters
+from domain.webhooks import Webhook, compiled_filters, saved_filters, saved_spec
 
 
 class DeliveryCommands(HooklineBase):
@@ -211,7 +211,7 @@ class DeliveryCommands(HooklineBase):
             with suppress(IntegrityError):
                 self.save(delivery)
             return None
-        spec = webhook.spec  # (built from the webhook's data at each use)
+        spec = saved_spec(webhook)  # (a saved state: the read model's or the store's)
         if spec.ordered:  # one at a time, in event order: only the head goes
             head = self.read.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
