@@ -113,7 +113,7 @@ def _data(items: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
 
 def _converted(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if k in SECRET_FIELDS else jsonable(v) for k, v in value.items()}
+        return _data(value.items())
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, UUID):

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -128,21 +128,26 @@ def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) ->
         assert fanned_out(0) == 1
 
 
+def _three_events_applied(app: Hookline) -> tuple[SQLViews, list[UUID]]:
+    """A webhook for type a.b and three events of it, applied by the read model (not fanned out)."""
+    views = app.read
+    assert isinstance(views, SQLViews)
+    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+    spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
+    app.create_webhook(principal, spec, active=True, allow_duplicate=True)
+    published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(3)])
+    views.catch_up()
+    return views, [event_id for event_id, _ in published]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_an_events_state_is_read_from_its_stored_events_not_kept_as_a_snapshot(
     kind: str, tmp_path: Path
 ) -> None:
     """Events' payloads are not written to hl_states again: the read model reads them from the store,
-    as far as its tables have applied them, and applies a fan-out to the state before it."""
+    and applies a fan-out to the state before it."""
     with application(kind, tmp_path) as app:
-        views = app.read
-        assert isinstance(views, SQLViews)
-        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
-        app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(3)])
-        events = [event_id for event_id, _ in published]
-        views.catch_up()
+        views, events = _three_events_applied(app)
         views.cache.clear()  # as in another process, or after the cache let them go
 
         with views.db.transaction(commit=False) as c:
@@ -169,14 +174,8 @@ def test_a_state_the_read_model_lacks_is_read_from_the_store_only_for_events(
 ) -> None:
     """A worker asks for a delivery the follower has not applied yet: nothing of it is decrypted."""
     with application(kind, tmp_path) as app:
-        views = app.read
-        assert isinstance(views, SQLViews)
-        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
-        spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
-        app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(3)])
-        views.catch_up()
-        deliveries = [d for made in app.fan_out_many([e for e, _ in published]) for d in made]
+        views, events = _three_events_applied(app)
+        deliveries = [d for made in app.fan_out_many(events) for d in made]
         views.cache.clear()
         decoded: list[object] = []
         to_domain_event = app.mapper.to_domain_event

@@ -71,7 +71,7 @@ class ClaimingWorker(Worker):
         self._room = asyncio.Event()  # set when a job ends
         self._finish: AsyncScript | None = None
         self._finishing: list[tuple[str, str, asyncio.Future[None]]] = []
-        self._finisher: asyncio.Task[None] | None = None
+        self._finishers: set[asyncio.Task[None]] = set()  # held while they run (the loop only weakly)
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -155,7 +155,9 @@ class ClaimingWorker(Worker):
         done = self.loop.create_future()
         self._finishing.append((job_id, "" if finish else str(incr_score or 0), done))
         if len(self._finishing) == 1:
-            self._finisher = self.loop.create_task(self._finish_all())
+            finisher = self.loop.create_task(self._finish_all())
+            self._finishers.add(finisher)
+            finisher.add_done_callback(self._finishers.discard)
         await done
 
     async def _finish_all(self) -> None:
