@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import cast
 from uuid import UUID, uuid4
 
+import pytest
 from aiohttp import web
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
 from domain.deliveries import Delivery, DeliveryStatus
+from domain.service.base import Prepared
 from hookline.wiring import utcnow
 from store.readmodel import SQLViews
 from tests.apps import application, deliveries_to
@@ -211,3 +213,50 @@ def test_a_workers_job_for_a_webhook_whose_sends_do_not_end_is_put_back(tmp_path
     assert sorted(outcomes, key=str) == [BUSY_WAIT, None, None]
     assert [type(outcome) for outcome in outcomes if outcome is not None] == [Busy]  # its place is kept
     assert peak == 2
+
+
+def test_a_workers_job_holds_its_webhooks_slot_only_while_it_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's jobs for a quick webhook are prepared while its slots send: none of the webhook's
+    slots is held by a job that is only being prepared (held then, they stood idle most of the time)."""
+    app = application(tmp_path)
+    held_while_preparing: list[int] = []
+    in_flight, peak = 0, 0
+
+    async def answer(_: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(SLOT_HOLD / 10)
+        in_flight -= 1
+        return web.Response(text="ok")
+
+    deliveries: list[UUID] = []
+
+    async def scenario() -> list[float | None]:
+        async with target(answer) as url:
+            deliveries.extend(deliveries_to(app, url, 6))
+            sender = Sender(allow_private_targets=True, clock=utcnow)
+            await sender.start()
+            jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=2)
+            prepare = app.prepare_deliveries
+
+            def watched(batch: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
+                held_while_preparing.append(sum(jobs._in_flight.values()))
+                return prepare(batch)
+
+            monkeypatch.setattr(app, "prepare_deliveries", watched)
+            try:
+                return await asyncio.gather(*(jobs.deliver(d) for d in deliveries))
+            finally:
+                await sender.close()
+
+    try:
+        assert asyncio.run(scenario()) == [None] * 6
+        assert held_while_preparing
+        assert set(held_while_preparing) == {0}
+        assert peak == 2
+        assert statuses(app, deliveries) == [DeliveryStatus.SUCCEEDED] * 6
+    finally:
+        app.close()

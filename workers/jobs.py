@@ -93,7 +93,8 @@ class Jobs:
         self._held: dict[UUID, deque[asyncio.Future[None]]] = {}  # per webhook, jobs held for a slot
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(self._fan_out_all)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
-        self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all)
+        # Preparing is a read: nothing is gained by waiting for more, and a delivery waits for it.
+        self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all, max_wait=0)
 
     async def fan_out(self, event_id: UUID) -> list[UUID]:
         return await self._fan_outs.submit(event_id)
@@ -101,14 +102,17 @@ class Jobs:
     async def deliver(self, delivery_id: UUID, due: int | None = None) -> float | None:
         """Makes the delivery's next attempt; returns seconds to wait when it may not go yet.
 
-        `due` (see `due_key`) is the attempt time the job was queued for, if it names one. A slot of
-        the delivery's webhook is taken before the (costly) preparation when the read model knows the
-        webhook, else just before the send."""
+        `due` (see `due_key`) is the attempt time the job was queued for, if it names one. When the
+        read model knows the delivery's webhook, a busy webhook is seen before the (costly)
+        preparation. A worker (no `requeue`) takes the webhook's slot only for the send: held while
+        a batch is prepared, the slots of a quick target stood idle most of the time (8 of a worker's
+        20 jobs spent 4.5 ms being prepared for each 1 ms send). In `serve` the slot is taken at once,
+        as a delivery woken for a freed slot must take it (see `_webhook_of`)."""
         slot = await self._webhook_of(delivery_id)
         if slot is not None:
             if self._full(slot) and not await self._slot_freed(slot):
                 return self._wait_for_slot(slot, delivery_id)
-            self._take(slot)
+            slot = self._take(slot) if self.requeue is not None else None
         try:
             prepared = await self._prepares.submit((delivery_id, due))
             if prepared is None:
