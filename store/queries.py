@@ -34,11 +34,14 @@ def moment(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-# The topics of an event aggregate's stored events (its state is read from them, see `_states`).
-EVENT_TOPICS = tuple(
+# Aggregates whose states are not kept in hl_states but read from their own stored events (see
+# `SQLViews._write`), and the topics of those events.
+UNKEPT = (Event, Delivery)
+UNKEPT_TOPICS = tuple(
     get_topic(kind)
-    for kind in vars(Event).values()
-    if isinstance(kind, type) and issubclass(kind, Event.Event)
+    for aggregate in UNKEPT
+    for kind in vars(aggregate).values()
+    if isinstance(kind, type) and issubclass(kind, aggregate.Event)
 )
 WEBHOOK_CACHE = 20_000  # decoded webhooks kept for fan-out, by (id, version)
 
@@ -80,10 +83,11 @@ class ReadModelQueries:
     # -- queries ----------------------------------------------------------------------------------
 
     def _states(self, c: Any, ids: Iterable[str]) -> dict[str, Aggregate]:
-        """Projected states by id (hex): from `hl_states`, except events', which are not kept there
-        (see `SQLViews._write`): an event's state is read from its own stored events, in the same
-        transaction, as the store has it (an event just published or fanned out shows so a moment
-        before `hl_events` does; lists take their ids from the tables, so they show what these do)."""
+        """Projected states by id (hex): from `hl_states`, except events' and deliveries', which are
+        not kept there (see `SQLViews._write`): their states are read from their own stored events,
+        in the same transaction, as the store has them (an event just fanned out, or a delivery just
+        attempted, shows so a moment before `hl_events` or `hl_deliveries` do; lists take their ids
+        from the tables, so they list what these hold)."""
         wanted = list(ids)
         if not wanted:
             return {}
@@ -94,8 +98,8 @@ class ReadModelQueries:
         found = {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
         missing = [i for i in wanted if i not in found]
         if missing:  # (the stored events of other aggregates are not even decrypted)
-            events = self._stored(c, missing, topics=EVENT_TOPICS)
-            found.update({i.hex: a for i, a in events.items() if isinstance(a, Event)})
+            unkept = self._stored(c, missing, topics=UNKEPT_TOPICS)
+            found.update({i.hex: a for i, a in unkept.items() if isinstance(a, UNKEPT)})
         return found
 
     def stored(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:

@@ -29,7 +29,7 @@ from domain.events import Event
 from domain.organizations import ApiKey
 from domain.webhooks import Webhook
 from store.audit import AUDIT_TABLES, AuditTrail
-from store.queries import ReadModelQueries, moment
+from store.queries import UNKEPT, ReadModelQueries, moment
 from store.sql import database_of
 
 A = TypeVar("A", bound=Aggregate)
@@ -86,7 +86,7 @@ SCHEMA = [
 PROJECTED = (Webhook, Delivery, Event, Credential, EventType, ApiKey)
 _PROJECTED_EVENTS = tuple(kind.Event for kind in PROJECTED)
 # Bump when the tables change: the read models are then dropped and rebuilt from the log.
-SCHEMA_VERSION = 4  # 4: events' states are no longer kept in hl_states
+SCHEMA_VERSION = 5  # 4: events' states are no longer kept in hl_states; 5: nor deliveries'
 READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",
@@ -338,9 +338,10 @@ class SQLViews(ReadModelQueries):
         states, deliveries, events = [], [], []
         event_seqs = self._event_seqs(c, batch)
         for aggregate_id, aggregate in batch.states.items():
-            # An event's state is its publication, already stored (encrypted) in the event store, and
-            # whether it was fanned out, in hl_events: a snapshot would store the payload again.
-            if not isinstance(aggregate, Event):
+            # An event's or a delivery's state is its few events, already stored (encrypted) in the
+            # event store: a snapshot would store its payload, or each attempt so far, once more
+            # (a delivery's snapshot grew with each attempt, and was written after each).
+            if not isinstance(aggregate, UNKEPT):
                 stored = self.app.mapper.to_stored_event(Snapshot.take(aggregate))
                 states.append((aggregate_id.hex, aggregate.version, stored.topic, stored.state))
             created = batch.created.get(aggregate_id)
@@ -488,8 +489,8 @@ class SQLViews(ReadModelQueries):
         return seqs
 
     def _cached(self, c: Any, aggregate_id: UUID, version: int) -> Aggregate | None:
-        """The state an aggregate's event of `version` applies to: held, kept, or (an event's, which
-        is not kept) read from the store up to the version before."""
+        """The state an aggregate's event of `version` applies to: held, kept, or (an event's or a
+        delivery's, which are not kept) read from the store up to the version before."""
         aggregate = self.cache.get(aggregate_id)
         if aggregate is not None:
             self.cache.move_to_end(aggregate_id)
