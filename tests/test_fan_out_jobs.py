@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -128,3 +129,25 @@ def test_jobs_submitted_from_other_threads_while_the_queue_flushes_all_reach_red
     finally:
         sys.setswitchinterval(switching)
     assert threads * each < queued <= threads * each + threads * (each // 100)  # fan-outs: jobs of many
+
+
+def test_the_queue_counts_the_jobs_due_now_not_those_deferred() -> None:
+    """What the sweeper asks before it sweeps (it skips while more than SWEEP_BACKLOG are due)."""
+
+    async def scenario() -> None:
+        with redis_database() as url:
+            redis = ArqRedis.from_url(url)
+            try:
+                queue = ArqQueue(redis, asyncio.get_running_loop())
+                later = datetime.now(UTC) + timedelta(minutes=5)
+                for _ in range(3):
+                    queue.deliver(uuid4())
+                for _ in range(2):
+                    queue.deliver(uuid4(), later)  # a retry's job
+                await queued(redis, 5)
+                assert await queue.depth() == 5
+                assert await queue.due() == 3
+            finally:
+                await redis.aclose()
+
+    asyncio.run(scenario())

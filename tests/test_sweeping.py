@@ -28,7 +28,11 @@ def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         nonlocal backlog, skipped_then
-        async with sweeping(Dispatcher(queue, views), views, settings, skip=lambda: backlog):
+
+        async def backlogged() -> bool:
+            return backlog
+
+        async with sweeping(Dispatcher(queue, views), views, settings, skip=backlogged):
             await asyncio.sleep(SWEEP_SECONDS * 4)  # three or four sweeps, all skipped
             skipped_then = len(queue.delivered)
             backlog = False

@@ -130,3 +130,7 @@ class ArqQueue:
 
     async def depth(self) -> int:
         return int(await self.redis.zcard(default_queue_name))
+
+    async def due(self) -> int:
+        """Jobs in the queue that may run now (not those deferred: retries, rate limits)."""
+        return int(await self.redis.zcount(default_queue_name, "-inf", timestamp_ms()))
