@@ -303,8 +303,7 @@ async def embedded_queue(
     async with queue.running():
         dispatcher = Dispatcher(queue, views)
 
-        # The queue holds its jobs until they run: while it is working through a backlog, a sweep
-        # would only name them again (and scan them all, every time); the next one looks.
+        # (The queue holds its jobs until they run: what waits in it now is not lost.)
         async def backlogged() -> bool:
             return queue.backlog > SWEEP_BACKLOG
 

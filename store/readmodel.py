@@ -2,8 +2,9 @@
 
 Each projected aggregate's latest state is kept as an encrypted snapshot (the library's own
 `Snapshot`, through the application's mapper and cipher), beside a few plain index columns that lists
-filter and page on; an event's state is read from its own stored events instead (its payload would
-otherwise be encoded, encrypted and written once more for each of its two events). Applying a batch of
+filter and page on. Events' and deliveries' states are read from their own few stored events instead
+(`UNKEPT`): a snapshot would encode, encrypt and write an event's payload, or a delivery's attempts so
+far, once more for each of their events. Applying a batch of
 notifications and moving the tracked position happen in one transaction, so a restart resumes exactly
 where the last batch ended and nothing is applied twice.
 """
