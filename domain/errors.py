@@ -6,6 +6,8 @@ HooklineError
 ├── Conflict            CONFLICT: stale expected version, duplicate configuration
 ├── Forbidden           FORBIDDEN: the caller's role may not do this
 └── Unauthenticated     UNAUTHENTICATED: no key, or an unknown or revoked one
+
+RenderedBodyTooLarge    not a caller's error: the attempt of a delivery (or a test) fails with it
 """
 
 from __future__ import annotations
@@ -47,3 +49,11 @@ class Forbidden(HooklineError):
 
 class Unauthenticated(HooklineError):
     code = "UNAUTHENTICATED"
+
+
+class RenderedBodyTooLarge(Exception):
+    """A template rendered for one event would pass the rendered-body limit; rendering stopped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the rendered body is larger than HOOKLINE_MAX_RENDERED_BYTES ({limit} bytes)")

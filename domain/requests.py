@@ -72,7 +72,10 @@ def compiled_template(template: str, json_body: bool) -> CompiledTemplate:
     return compile_template(template, json_body=json_body)
 
 
-def render_body(spec: WebhookSpec, message: Message, *, unreplaced: bool = False) -> bytes | None:
+def render_body(
+    spec: WebhookSpec, message: Message, *, max_rendered_bytes: int, unreplaced: bool = False
+) -> bytes | None:
+    """The body to send; raises RenderedBodyTooLarge when the template would render past the limit."""
     if spec.payload_template is None:
         if spec.method in BODYLESS_METHODS:
             return None
@@ -80,7 +83,8 @@ def render_body(spec: WebhookSpec, message: Message, *, unreplaced: bool = False
     if unreplaced:
         return spec.payload_template.encode()
     template = compiled_template(spec.payload_template, spec.sends_json)
-    return template.render(event_variables(message.variables(), message.payload).lookup)
+    lookup = event_variables(message.variables(), message.payload).lookup
+    return template.render(lookup, max_bytes=max_rendered_bytes)
 
 
 def build_request(
@@ -91,10 +95,11 @@ def build_request(
     message_id: str,
     now: datetime,
     user_agent: str,
+    max_rendered_bytes: int,
     credential_headers: Mapping[str, str] = {},
     unreplaced: bool = False,
 ) -> OutgoingRequest:
-    body = render_body(spec, message, unreplaced=unreplaced)
+    body = render_body(spec, message, max_rendered_bytes=max_rendered_bytes, unreplaced=unreplaced)
     headers: dict[str, str] = {"User-Agent": user_agent}
     if body is not None:
         headers["Content-Type"] = JSON

@@ -14,6 +14,9 @@ Placeholders are `{{ path }}` (spaces inside the braces allowed) and `#name`, wh
   replaced by the value as text (strings as they are, anything else as compact JSON) and the string is
   re-serialised, so no value can break out of its string. The body is always valid JSON.
 - Text bodies: the same substitutions, as plain text.
+- Limits: at most MAX_PLACEHOLDERS placeholders (checked on save), and a rendered body of at most the
+  limit given to `render` (HOOKLINE_MAX_RENDERED_BYTES), counted while rendering: a template that
+  repeats a large value stops with RenderedBodyTooLarge before the body is built, never after.
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ from uuid import UUID
 import orjson
 
 from domain import catalogue
-from domain.errors import Problem
+from domain.errors import Problem, RenderedBodyTooLarge
 
 FIELD = "payloadTemplate"
 ENVELOPE_VARIABLES = frozenset(catalogue.ENVELOPE_VARIABLES)
 # Deeper templates are refused: rendering walks them recursively, and orjson stops at 255 levels.
 MAX_DEPTH = 64
+# Far above any real template (a rich Slack message has a few dozen); each placeholder may repeat a
+# payload's largest value, so a template of tens of thousands of them only multiplies a payload.
+MAX_PLACEHOLDERS = 1000
+DEFAULT_MAX_RENDERED_BYTES = 4 * 1024 * 1024
 
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _PLACEHOLDER = re.compile(rf"\{{\{{\s*(?P<braced>{_PATH})\s*\}}\}}|#(?P<hashed>{_PATH})")
@@ -94,13 +101,14 @@ def placeholders(template: str) -> set[str]:
 def check_template(
     template: str, *, json_body: bool, declared: Sequence[tuple[str, frozenset[str]]]
 ) -> list[Problem]:
-    """Every problem of a template: not JSON (for a JSON body), and each `{{path}}` a declared type lacks.
+    """Every problem of a template: not JSON (for a JSON body), too many placeholders, and each
+    `{{path}}` a declared type lacks.
 
     `declared` holds (event type, its variables) for each of the webhook's event types that is defined;
     types that are not defined accept any variable, so they are simply left out.
     """
     problems: list[Problem] = []
-    names = placeholders(template)
+    texts = [template]
     if json_body:
         try:
             parsed = orjson.loads(template)
@@ -111,7 +119,13 @@ def check_template(
             if _depth(parsed) > MAX_DEPTH:
                 problems.append(Problem(FIELD, f"must be nested at most {MAX_DEPTH} levels deep"))
             # From the parsed strings, so that a placeholder spelled with JSON escapes is seen too.
-            names = {name for text in _strings(parsed) for name in placeholders(text)}
+            texts = list(_strings(parsed))
+    found = [match for text in texts for match in _PLACEHOLDER.finditer(text)]
+    if len(found) > MAX_PLACEHOLDERS:
+        problems.append(
+            Problem(FIELD, f"has {len(found)} placeholders; at most {MAX_PLACEHOLDERS} are allowed")
+        )
+    names = {match["braced"] for match in found if match["braced"]}
     problems += [
         Problem(FIELD, f"{{{{{name}}}}} is not a variable of event type {event_type}")
         for event_type, variables in declared
@@ -151,22 +165,49 @@ def _depth(value: Any) -> int:
 # already serialised (an orjson Fragment), so that rendering only does the work that depends on the event.
 
 
+class _Budget:
+    """The bytes one render may still write. Rendering spends as it goes (a lower bound of what each
+    part will take in the body) and stops as soon as the running size passes the limit, so that
+    what it holds at once stays a small multiple of the limit."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise RenderedBodyTooLarge(self.limit)
+
+
 @dataclass(frozen=True)
 class _Placeholder:
     path: str
     hashed: bool  # `#name`: kept literally when the event lacks it
 
-    def value(self, lookup: Lookup) -> Any:
+    def value(self, lookup: Lookup, budget: _Budget, fragments: bool) -> Any:
         found, value = lookup(self.path)
-        if found:
-            return value
-        return f"#{self.path}" if self.hashed else None
+        if not found:
+            return f"#{self.path}" if self.hashed else None
+        if isinstance(value, str):
+            budget.spend(len(value))  # a reference: nothing is copied until the body is written
+        elif value is None or isinstance(value, bool | int | float):
+            budget.spend(1)
+        else:  # an object or a list: its size is known only once written, so it is written now
+            written = _dumps(value)
+            budget.spend(len(written))
+            return orjson.Fragment(written) if fragments else value
+        return value
 
-    def text(self, lookup: Lookup) -> str:
+    def text(self, lookup: Lookup, budget: _Budget) -> str:
         found, value = lookup(self.path)
-        if found:
-            return value if isinstance(value, str) else _dumps(value).decode()
-        return f"#{self.path}" if self.hashed else ""
+        if not found:
+            return f"#{self.path}" if self.hashed else ""
+        text = value if isinstance(value, str) else _dumps(value).decode()
+        budget.spend(len(text))
+        return text
 
 
 @dataclass(frozen=True)
@@ -175,8 +216,15 @@ class _Text:
 
     parts: tuple[str | _Placeholder, ...]
 
-    def render(self, lookup: Lookup, *, fragments: bool = True) -> str:
-        return "".join(p if isinstance(p, str) else p.text(lookup) for p in self.parts)
+    def render(self, lookup: Lookup, budget: _Budget, fragments: bool = True) -> str:
+        texts: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                budget.spend(len(part))
+                texts.append(part)
+            else:
+                texts.append(part.text(lookup, budget))
+        return "".join(texts)  # only once the budget allowed every part
 
 
 @dataclass(frozen=True)
@@ -185,16 +233,18 @@ class _Lone:
 
     placeholder: _Placeholder
 
-    def render(self, lookup: Lookup, *, fragments: bool = True) -> Any:
-        return self.placeholder.value(lookup)
+    def render(self, lookup: Lookup, budget: _Budget, fragments: bool = True) -> Any:
+        return self.placeholder.value(lookup, budget, fragments)
 
 
 @dataclass(frozen=True)
 class _Constant:
     value: Any
     fragment: orjson.Fragment
+    size: int
 
-    def render(self, lookup: Lookup, *, fragments: bool = True) -> Any:
+    def render(self, lookup: Lookup, budget: _Budget, fragments: bool = True) -> Any:
+        budget.spend(self.size)
         return self.fragment if fragments else self.value
 
 
@@ -202,23 +252,24 @@ class _Constant:
 class _Array:
     items: tuple[_Node, ...]
 
-    def render(self, lookup: Lookup, *, fragments: bool = True) -> Any:
-        return [item.render(lookup, fragments=fragments) for item in self.items]
+    def render(self, lookup: Lookup, budget: _Budget, fragments: bool = True) -> Any:
+        return [item.render(lookup, budget, fragments) for item in self.items]
 
 
 @dataclass(frozen=True)
 class _Object:
     members: tuple[tuple[str | _Text, _Node], ...]
 
-    def render(self, lookup: Lookup, *, fragments: bool = True) -> Any:
-        return {
-            key if isinstance(key, str) else key.render(lookup): value.render(lookup, fragments=fragments)
-            for key, value in self.members
-        }
+    def render(self, lookup: Lookup, budget: _Budget, fragments: bool = True) -> Any:
+        rendered = {}
+        for key, value in self.members:
+            name = key if isinstance(key, str) else key.render(lookup, budget)
+            rendered[name] = value.render(lookup, budget, fragments)
+        return rendered
 
 
 class _Node(Protocol):
-    def render(self, lookup: Lookup, *, fragments: bool = True) -> Any: ...
+    def render(self, lookup: Lookup, budget: _Budget, fragments: bool = True) -> Any: ...
 
 
 class CompiledTemplate:
@@ -237,18 +288,25 @@ class CompiledTemplate:
         if isinstance(self._root, _Constant):
             self._constant_body = orjson.dumps(parsed)
 
-    def render(self, lookup: Lookup) -> bytes:
-        """The body for one event, given a lookup of its variables (`event_variables(...).lookup`)."""
+    def render(self, lookup: Lookup, *, max_bytes: int = DEFAULT_MAX_RENDERED_BYTES) -> bytes:
+        """The body for one event, given a lookup of its variables (`event_variables(...).lookup`).
+
+        Raises RenderedBodyTooLarge when the body would be larger than `max_bytes`."""
         if not self.json_body:
-            return _utf8(self._root.render(lookup))
-        if self._constant_body is not None:
-            return self._constant_body
-        try:
-            return orjson.dumps(self._root.render(lookup))
-        except orjson.JSONEncodeError:
-            # A value orjson refuses (a lone surrogate, an integer beyond 64 bits, nesting past 255
-            # levels): render again without fragments and serialise the slow way.
-            return _slow_dumps(self._root.render(lookup, fragments=False))
+            body = _utf8(self._root.render(lookup, _Budget(max_bytes)))
+        elif self._constant_body is not None:
+            body = self._constant_body
+        else:
+            try:
+                body = orjson.dumps(self._root.render(lookup, _Budget(max_bytes)))
+            except orjson.JSONEncodeError:
+                # A value orjson refuses (a lone surrogate, an integer beyond 64 bits, nesting past 255
+                # levels): render again without fragments and serialise the slow way.
+                body = _slow_dumps(self._root.render(lookup, _Budget(max_bytes), fragments=False))
+        # The budget counted characters and values as they are; escapes and UTF-8 may add to them.
+        if len(body) > max_bytes:
+            raise RenderedBodyTooLarge(max_bytes)
+        return body
 
     def render_unreplaced(self) -> bytes:
         """The template as it is, placeholders included: the body of a test sent without sample data."""
@@ -305,7 +363,8 @@ def _compile_text(text: str) -> _Text:
 
 
 def _constant(value: Any) -> _Constant:
-    return _Constant(value, orjson.Fragment(orjson.dumps(value)))
+    written = orjson.dumps(value)
+    return _Constant(value, orjson.Fragment(written), len(written))
 
 
 def _dumps(value: Any) -> bytes:

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/hookline.sqlite3"
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    # A template may repeat a payload's values: its body for one event stops at this size (at least
+    # the largest template, so that any template without placeholders fits).
+    max_rendered_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     database_pool_size: int = Field(default=5, ge=1, le=200)
     redis_url: str | None = None
     secret_key: SecretStr | None = None

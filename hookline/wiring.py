@@ -168,6 +168,7 @@ def build_application(settings: Settings) -> Hookline:
                 user_agent=f"Hookline/{__version__}",
                 retry_policy=RetryPolicy(schedule),
                 max_payload_bytes=settings.max_payload_bytes,
+                max_rendered_bytes=settings.max_rendered_bytes,
                 rand=random.random,
             )
             app.views = SQLViews(app)

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import Problem
+from domain.errors import Problem, RenderedBodyTooLarge
 from domain.templates import (
     MAX_DEPTH,
+    MAX_PLACEHOLDERS,
     check_template,
     compile_template,
     event_variables,
@@ -355,6 +356,88 @@ def test_a_template_nested_too_deep_is_refused() -> None:
     assert check_template(too_deep, json_body=True, declared=[]) == [
         Problem("payloadTemplate", f"must be nested at most {MAX_DEPTH} levels deep")
     ]
+
+
+@pytest.mark.parametrize(
+    ("template", "json_body"),
+    [
+        pytest.param(json.dumps({"t": "#x" * 30_000}), True, id="hash-names-in-a-json-string"),
+        pytest.param(json.dumps(["{{x}}"] * 30_000), True, id="lone-placeholders"),
+        pytest.param('{"{{x}}": 1, "t": "' + "\\u0023x" * 29_999 + '"}', True, id="in-keys-and-escaped"),
+        pytest.param("{{ x }}" * 30_000, False, id="text"),
+    ],
+)
+def test_a_template_of_more_placeholders_than_the_limit_is_refused_with_the_limit_and_the_count(
+    template: str, json_body: bool
+) -> None:
+    assert check_template(template, json_body=json_body, declared=[]) == [
+        Problem("payloadTemplate", f"has 30000 placeholders; at most {MAX_PLACEHOLDERS} are allowed")
+    ]
+
+
+def test_a_template_of_exactly_the_placeholder_limit_is_accepted() -> None:
+    template = json.dumps({"t": "#x" * (MAX_PLACEHOLDERS - 1), "{{y}}": 1})
+    assert check_template(template, json_body=True, declared=[]) == []
+
+
+# -- the rendered-body limit ------------------------------------------------------------------------------
+
+
+def _render_at_most(
+    template: str, payload: Mapping[str, Any], max_bytes: int, *, json_body: bool = True
+) -> bytes:
+    compiled = compile_template(template, json_body=json_body)
+    return compiled.render(event_variables(ENVELOPE, payload).lookup, max_bytes=max_bytes)
+
+
+@pytest.mark.parametrize(
+    ("template", "json_body", "payload"),
+    [
+        pytest.param('{"t": "{{x}}"}', True, {"x": "a" * 10}, id="lone-string"),
+        pytest.param('{"t": "<{{x}}>"}', True, {"x": "a" * 8}, id="text"),
+        pytest.param('{"t": "{{x}}"}', True, {"x": ["a" * 4]}, id="lone-list"),
+        pytest.param('{"t": "{{x}}"}', True, {"x": "\x01\x02"}, id="escapes-count"),
+        pytest.param('{"t": "{{x}}"}', True, {"x": "\ud800" * 2}, id="the-slow-way"),
+        pytest.param('{"{{x}}": 1}', True, {"x": "a" * 8}, id="key"),
+        pytest.param("<{{x}}> #x", False, {"x": "é" * 3}, id="text-body-in-utf8-bytes"),
+    ],
+)
+def test_a_body_renders_up_to_exactly_the_limit_and_one_byte_more_is_refused(
+    template: str, json_body: bool, payload: dict[str, Any]
+) -> None:
+    body = _render_at_most(template, payload, 1 << 20, json_body=json_body)
+    assert _render_at_most(template, payload, len(body), json_body=json_body) == body
+    with pytest.raises(RenderedBodyTooLarge) as refused:
+        _render_at_most(template, payload, len(body) - 1, json_body=json_body)
+    limit = len(body) - 1
+    assert (
+        str(refused.value) == f"the rendered body is larger than HOOKLINE_MAX_RENDERED_BYTES ({limit} bytes)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "json_body", "payload"),
+    [
+        pytest.param(json.dumps({"t": "#x" * 30_000}), True, {"x": "a" * 200_000}, id="text-of-a-string"),
+        pytest.param(json.dumps(["{{x}}"] * 30_000), True, {"x": "a" * 200_000}, id="lone-strings"),
+        pytest.param(json.dumps(["{{x}}"] * 30_000), True, {"x": ["a" * 1000] * 200}, id="lone-lists"),
+        pytest.param(
+            json.dumps({"t": "{{x}}" * 30_000}), True, {"x": {"a": "a" * 200_000}}, id="text-of-objects"
+        ),
+        pytest.param("#x" * 30_000, False, {"x": "a" * 200_000}, id="text-body"),
+    ],
+)
+def test_a_template_repeating_a_large_value_stops_at_the_limit_without_building_the_body(
+    template: str, json_body: bool, payload: dict[str, Any]
+) -> None:
+    """Each would render to 6 GB; counted while rendering, the work stops near the limit, in
+    milliseconds (building the body first would take seconds, and gigabytes)."""
+    compiled = compile_template(template, json_body=json_body)
+    lookup = event_variables(ENVELOPE, payload).lookup
+    started = time.perf_counter()
+    with pytest.raises(RenderedBodyTooLarge):
+        compiled.render(lookup, max_bytes=4 * 1024 * 1024)
+    assert time.perf_counter() - started < 0.5
 
 
 # -- event variables --------------------------------------------------------------------------------------

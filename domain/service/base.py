@@ -28,6 +28,7 @@ from domain.requests import Message, OutgoingRequest
 from domain.retry import RetryPolicy
 from domain.roles import Principal
 from domain.targets import IPAddress
+from domain.templates import DEFAULT_MAX_RENDERED_BYTES
 from domain.views import MAX_PAGE, Views
 from domain.webhooks import Webhook
 
@@ -65,6 +66,7 @@ class HooklineBase(Application[UUID]):
         allow_private_targets: bool = False,
         user_agent: str = "Hookline",
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        max_rendered_bytes: int = DEFAULT_MAX_RENDERED_BYTES,
         retry_policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
         rand: Callable[[], float] = lambda: 0.5,
     ) -> None:
@@ -75,6 +77,7 @@ class HooklineBase(Application[UUID]):
         self.allow_private_targets = allow_private_targets
         self.user_agent = user_agent
         self.max_payload_bytes = max_payload_bytes
+        self.max_rendered_bytes = max_rendered_bytes
         self.retry_policy = retry_policy
         self.rand = rand
         self._organization_names: dict[UUID, str] = {}

@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.catalogue import BUILT_IN, EventTypeSpec, check_event_type
 from domain.credentials import Credential, CredentialKind, check_credential, credential_data
-from domain.errors import Conflict, InvalidInput, Problem
+from domain.errors import Conflict, InvalidInput, Problem, RenderedBodyTooLarge
 from domain.event_types import EventType
 from domain.requests import Message, OutgoingRequest, build_request
 from domain.roles import Permission, Principal
@@ -216,16 +216,20 @@ class ConfigurationCommands(HooklineBase):
             organization_name=principal.organization_name,
             payload=sample.sample_payload if sample else {},
         )
-        request = build_request(
-            spec,
-            message,
-            secrets=webhook.signing_secrets(now),
-            message_id=f"test_{uuid4().hex}",
-            now=now,
-            user_agent=self.user_agent,
-            credential_headers=credential_headers,
-            unreplaced=not use_sample_data,
-        )
+        try:
+            request = build_request(
+                spec,
+                message,
+                secrets=webhook.signing_secrets(now),
+                message_id=f"test_{uuid4().hex}",
+                now=now,
+                user_agent=self.user_agent,
+                max_rendered_bytes=self.max_rendered_bytes,
+                credential_headers=credential_headers,
+                unreplaced=not use_sample_data,
+            )
+        except RenderedBodyTooLarge as error:
+            return None, [str(error)]
         return request, []
 
     def create_credential(

@@ -14,7 +14,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.credentials import Credential
 from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
-from domain.errors import Conflict, HooklineError, InvalidInput, NotFound, Problem
+from domain.errors import Conflict, HooklineError, InvalidInput, NotFound, Problem, RenderedBodyTooLarge
 from domain.events import MAX_BATCH, Event, Publication, check_publication
 from domain.requests import build_request
 from domain.retry import GONE
@@ -221,15 +221,31 @@ class DeliveryCommands(HooklineBase):
             credential = self._current(Credential, spec.credential_id)
             if credential is not None and credential.organization_id == webhook.organization_id:
                 credential_headers = credential.headers()
-        request = build_request(
-            spec,
-            self._message(event),
-            secrets=webhook.signing_secrets(now),
-            message_id=str(delivery.id),
-            now=now,
-            user_agent=self.user_agent,
-            credential_headers=credential_headers,
-        )
+        try:
+            request = build_request(
+                spec,
+                self._message(event),
+                secrets=webhook.signing_secrets(now),
+                message_id=str(delivery.id),
+                now=now,
+                user_agent=self.user_agent,
+                max_rendered_bytes=self.max_rendered_bytes,
+                credential_headers=credential_headers,
+            )
+        except RenderedBodyTooLarge as error:
+            # The same template and event render the same way every time: a retry cannot succeed.
+            unsent = Attempt(
+                number=delivery.next_attempt_number,
+                started_at=now,
+                duration_ms=0.0,
+                status_code=None,
+                error=str(error),
+                response_body=None,
+            )
+            delivery.record_attempt(unsent, next_attempt_at=None)
+            with suppress(IntegrityError):  # changed meanwhile: its next job decides again
+                self.save(delivery)
+            return None
         return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second)
 
     def record_attempt(self, delivery: Delivery, attempt: Attempt) -> None:
