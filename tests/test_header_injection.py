@@ -34,8 +34,8 @@ def _webhooks(server: Server, key: str) -> int:
 
 @pytest.mark.parametrize(
     "name",
-    ["X-Evil\n", "Authorization\n", "X-Api-Key\r\n"],
-    ids=["trailing-lf", "authorization-trailing-lf", "trailing-crlf"],
+    ["X-Evil\n", "Authorization\n", "Webhook-Signature\n"],
+    ids=["trailing-lf", "authorization-trailing-lf", "reserved-name-trailing-lf"],
 )
 def test_a_header_name_ending_in_a_line_break_is_refused_naming_it(
     strict_server: Server, org: str, name: str
