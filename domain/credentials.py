@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Problem
-from domain.webhooks import RESERVED_HEADERS, is_header_name
+from domain.webhooks import RESERVED_HEADERS, header_value_problem, is_header_name
 
 MAX_NAME = 200
 MAX_SECRET = 4096
@@ -29,6 +29,7 @@ REQUIRED: dict[CredentialKind, tuple[str, ...]] = {
     CredentialKind.HEADER: ("headerName", "headerValue"),
 }
 ALL_PARTS = ("username", "password", "token", "headerName", "headerValue")
+HEADER_VALUES = ("token", "headerValue")  # sent as (part of) a header value as they are
 
 
 def check_credential(name: str, kind: CredentialKind, parts: dict[str, str | None]) -> list[Problem]:
@@ -46,6 +47,8 @@ def check_credential(name: str, kind: CredentialKind, parts: dict[str, str | Non
                 problems.append(Problem(part, f"is required for a {kind.value} credential"))
             elif len(value) > MAX_SECRET:
                 problems.append(Problem(part, f"must be at most {MAX_SECRET} characters"))
+            elif part in HEADER_VALUES and (value_problem := header_value_problem(value)):
+                problems.append(Problem(part, value_problem))
             elif any(ch in value for ch in "\r\n\0"):
                 problems.append(Problem(part, "must not contain line breaks or NUL characters"))
         elif value is not None:

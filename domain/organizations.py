@@ -15,7 +15,7 @@ from domain.errors import Problem
 from domain.roles import Role
 
 KEY_PREFIX = "hkl_"
-_KEY = re.compile(r"^hkl_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})$")
+_KEY = re.compile(r"hkl_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")  # full-matched
 MAX_ORGANIZATION_NAME = 100
 
 
@@ -38,7 +38,7 @@ def format_key(key_id: UUID, secret: str) -> str:
 
 def key_id_of(key: str) -> UUID | None:
     """The id a presented key claims to have, or None when it is not shaped like one of ours."""
-    match = _KEY.match(key)
+    match = _KEY.fullmatch(key)
     return UUID(match.group(1)) if match else None
 
 

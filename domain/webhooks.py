@@ -30,7 +30,10 @@ MAX_TEMPLATE = 64 * 1024
 MAX_RATE_LIMIT = 100_000
 ROTATION_OVERLAP = timedelta(hours=24)
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# RFC 9110 `token` (a field name), matched in full: `$` would also match before a final newline.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 field values hold no control character but HTAB: CR, LF and NUL split or cut the request.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Headers that Hookline itself sets on every request and that a webhook may therefore not replace.
 RESERVED_HEADERS = frozenset(
     {
@@ -223,7 +226,15 @@ def _event_type_problems(event_types: tuple[str, ...]) -> list[Problem]:
 
 
 def is_header_name(name: str) -> bool:
-    return bool(_TOKEN.match(name))
+    return _TOKEN.fullmatch(name) is not None
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why a header value cannot be sent as it is, or None."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    return f"must not contain control characters such as line breaks or NUL (found U+{ord(found[0]):04X})"
 
 
 def _header_problems(headers: tuple[Header, ...]) -> list[Problem]:
@@ -240,8 +251,8 @@ def _header_problems(headers: tuple[Header, ...]) -> list[Problem]:
         elif lowered in seen:
             problems.append(Problem(f"headers[{i}].name", f"{header.name} is given twice"))
         seen.add(lowered)
-        if any(ch in header.value for ch in "\r\n\0"):
-            problems.append(Problem(f"headers[{i}].value", "must not contain line breaks or NUL characters"))
+        if value_problem := header_value_problem(header.value):
+            problems.append(Problem(f"headers[{i}].value", value_problem))
         elif len(header.value) > MAX_HEADER_VALUE:
             problems.append(Problem(f"headers[{i}].value", f"must be at most {MAX_HEADER_VALUE} characters"))
     return problems

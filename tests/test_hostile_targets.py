@@ -101,6 +101,15 @@ def post(url: str) -> OutgoingRequest:
         ("192.168.0.10", "private"),
         ("169.254.169.254", "metadata"),
         ("0.0.0.0", "unspecified"),
+        # IPv6 forms that carry an IPv4 address are judged by it (and named after it)
+        ("::127.0.0.1", "loopback address (127.0.0.1 inside an IPv4-compatible address)"),
+        ("::ffff:0:10.1.2.3", "private address (10.1.2.3 inside an IPv4-translated address)"),
+        ("64:ff9b::127.0.0.1", "loopback address (127.0.0.1 inside a NAT64 address)"),
+        ("64:ff9b::169.254.169.254", "metadata address (169.254.169.254 inside a NAT64"),
+        ("64:ff9b:1::10.1.2.3", "private address (10.1.2.3 inside a local-use NAT64 address)"),
+        ("2002:a9fe:a9fe::1", "metadata address (169.254.169.254 inside a 6to4 address)"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback address (127.0.0.1 inside a Teredo address)"),
+        ("2600::5efe:192.168.0.10", "private address (192.168.0.10 inside an ISATAP address)"),
     ],
 )
 async def test_a_public_looking_name_that_resolves_to_a_forbidden_address_is_refused_at_send_time(

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks import WebhookVerificationError
 
 from domain.signing import new_signing_secret, signature, signature_header
-from domain.targets import address_allowed, parse_host_address, split_target
+from domain.targets import address_allowed, describe, embedded_ipv4, parse_host_address, refusal, split_target
 
 # -- parse_host_address -------------------------------------------------------------------------------
 
@@ -149,6 +149,124 @@ def test_a_metadata_service_address_stays_refused_even_with_private_targets(addr
 def test_a_multicast_address_is_refused_even_with_private_targets(address: str) -> None:
     assert not address_allowed(_address(address), allow_private=False)
     assert not address_allowed(_address(address), allow_private=True)
+
+
+# -- IPv6 addresses that carry an IPv4 address ------------------------------------------------------
+
+# address, allowed by default, allowed with private targets, what describe() calls it
+EMBEDDED = [
+    pytest.param("::ffff:127.0.0.1", False, True, "loopback", id="mapped-loopback"),
+    pytest.param("::ffff:8.8.8.8", True, True, "public", id="mapped-public"),
+    pytest.param("::127.0.0.1", False, True, "loopback", id="compatible-loopback"),
+    pytest.param("::10.0.0.5", False, True, "private", id="compatible-private"),
+    pytest.param("::169.254.169.254", False, False, "cloud metadata", id="compatible-metadata"),
+    pytest.param("::8.8.8.8", True, True, "public", id="compatible-public"),
+    pytest.param("::ffff:0:127.0.0.1", False, True, "loopback", id="translated-loopback"),
+    pytest.param("::ffff:0:192.168.1.1", False, True, "private", id="translated-private"),
+    pytest.param("::ffff:0:8.8.8.8", True, True, "public", id="translated-public"),
+    pytest.param("64:ff9b::127.0.0.1", False, True, "loopback", id="nat64-loopback"),
+    pytest.param("64:ff9b::10.0.0.5", False, True, "private", id="nat64-private"),
+    pytest.param("64:ff9b::169.254.169.254", False, False, "cloud metadata", id="nat64-metadata"),
+    pytest.param("64:ff9b::8.8.8.8", True, True, "public", id="nat64-public"),
+    pytest.param("64:ff9b:1::10.0.0.5", False, True, "private", id="local-nat64-private-as-96"),
+    pytest.param("64:ff9b:1:7f00:0:100::", False, True, "loopback", id="local-nat64-loopback-as-48"),
+    pytest.param("64:ff9b:1:0:8:808:800:0", False, True, "private", id="local-nat64-public-as-64"),
+    pytest.param("64:ff9b:1:a9fe:a9:fe00::", False, False, "cloud metadata", id="local-nat64-metadata-as-48"),
+    pytest.param(
+        "64:ff9b:1::169.254.169.254", False, False, "cloud metadata", id="local-nat64-metadata-as-96"
+    ),
+    pytest.param("2002:7f00:1::", False, True, "loopback", id="6to4-loopback"),
+    pytest.param("2002:c0a8:101::1", False, True, "private", id="6to4-private"),
+    pytest.param("2002:a9fe:a9fe::", False, False, "cloud metadata", id="6to4-metadata"),
+    pytest.param("2002:808:808::1", True, True, "public", id="6to4-public"),
+    # Teredo: the client's address is the last 32 bits inverted; 7f.00.00.01 is 80ff:fffe.
+    pytest.param("2001:0:4136:e378:8000:63bf:80ff:fffe", False, True, "loopback", id="teredo-loopback"),
+    pytest.param("2001:0:4136:e378:8000:63bf:f5ff:fffa", False, True, "private", id="teredo-private"),
+    pytest.param(
+        "2001:0:4136:e378:8000:63bf:5601:5601", False, False, "cloud metadata", id="teredo-metadata"
+    ),
+    pytest.param("2001:0:4136:e378:8000:63bf:f7f7:f7f7", True, True, "public", id="teredo-public"),
+    pytest.param("2001:0:7f00:1:8000:63bf:f7f7:f7f7", False, True, "loopback", id="teredo-loopback-server"),
+    pytest.param("2600::5efe:10.0.0.5", False, True, "private", id="isatap-private"),
+    pytest.param("2600::200:5efe:127.0.0.1", False, True, "loopback", id="isatap-global-bit-loopback"),
+    pytest.param("2600::5efe:169.254.169.254", False, False, "cloud metadata", id="isatap-metadata"),
+    pytest.param("2600::200:5efe:8.8.8.8", True, True, "public", id="isatap-public"),
+    pytest.param("fe80::5efe:8.8.8.8", False, True, "link-local", id="isatap-link-local-prefix"),
+    pytest.param("::", False, True, "unspecified", id="ipv6-unspecified-itself"),
+    pytest.param("::1", False, True, "loopback", id="ipv6-loopback-itself"),
+    pytest.param("fd00:ec2::254%eth0", False, False, "cloud metadata", id="metadata-with-a-zone"),
+]
+
+
+@pytest.mark.parametrize(("address", "by_default", "with_private", "kind"), EMBEDDED)
+def test_an_ipv6_address_that_carries_an_ipv4_address_is_judged_and_described_by_it(
+    address: str, by_default: bool, with_private: bool, kind: str
+) -> None:
+    parsed = _address(address)
+    assert address_allowed(parsed, allow_private=False) is by_default
+    assert address_allowed(parsed, allow_private=True) is with_private
+    assert describe(parsed) == kind
+    assert refusal(parsed).startswith(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address")
+
+
+@pytest.mark.parametrize(
+    ("address", "form", "carried"),
+    [
+        ("::ffff:10.0.0.5", "IPv4-mapped", ["10.0.0.5"]),
+        ("::10.0.0.5", "IPv4-compatible", ["10.0.0.5"]),
+        ("::ffff:0:10.0.0.5", "IPv4-translated", ["10.0.0.5"]),
+        ("64:ff9b::10.0.0.5", "NAT64", ["10.0.0.5"]),
+        ("2002:a00:5::", "6to4", ["10.0.0.5"]),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffa", "Teredo", ["10.0.0.5", "65.54.227.120"]),
+        ("2600::200:5efe:10.0.0.5", "ISATAP", ["10.0.0.5"]),
+    ],
+)
+def test_each_ipv6_form_gives_the_ipv4_address_it_carries(
+    address: str, form: str, carried: list[str]
+) -> None:
+    parsed = _address(address)
+    assert isinstance(parsed, ipaddress.IPv6Address)
+    embedded = embedded_ipv4(parsed)
+    assert embedded is not None
+    assert embedded.form == form
+    assert embedded.addresses == tuple(ipaddress.IPv4Address(a) for a in carried)
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix_length"),
+    [
+        ("64:ff9b:1::192.0.2.33", 96),
+        ("64:ff9b:1:0:c0:2:2100:0", 64),
+        ("64:ff9b:1:c0:0:221::", 56),
+        ("64:ff9b:1:c000:2:2100::", 48),
+    ],
+)
+def test_a_local_use_nat64_address_gives_the_ipv4_address_after_each_prefix_length_it_may_have(
+    address: str, prefix_length: int
+) -> None:
+    """RFC 6052 section 2.4's 192.0.2.33 after a prefix in 64:ff9b:1::/48; bits 64 to 71 stay zero."""
+    parsed = _address(address)
+    assert isinstance(parsed, ipaddress.IPv6Address)
+    embedded = embedded_ipv4(parsed)
+    assert embedded is not None
+    assert embedded.form == "local-use NAT64"
+    assert ipaddress.IPv4Address("192.0.2.33") in embedded.addresses
+    assert embedded.addresses[(96, 64, 56, 48).index(prefix_length)] == ipaddress.IPv4Address("192.0.2.33")
+
+
+@pytest.mark.parametrize("address", ["::", "::1", "2606:2800:21f:cb07:6820:80da:af6b:c3c6", "fe80::1"])
+def test_an_ipv6_address_that_carries_no_ipv4_address_gives_none(address: str) -> None:
+    parsed = _address(address)
+    assert isinstance(parsed, ipaddress.IPv6Address)
+    assert embedded_ipv4(parsed) is None
+
+
+def test_a_refusal_names_the_carried_address_and_the_form_that_carries_it() -> None:
+    assert refusal(_address("64:ff9b::7f00:1")) == "a loopback address (127.0.0.1 inside a NAT64 address)"
+    assert (
+        refusal(_address("::127.0.0.1")) == "a loopback address (127.0.0.1 inside an IPv4-compatible address)"
+    )
+    assert refusal(_address("0.0.0.0")) == "an unspecified address"
 
 
 # -- split_target -------------------------------------------------------------------------------------

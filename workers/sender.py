@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractResolver
 
 from domain.deliveries import MAX_RESPONSE_BODY, Attempt, cap_response_body
 from domain.requests import OutgoingRequest
-from domain.targets import address_allowed, describe
+from domain.targets import address_allowed, refusal
 
 
 class TargetRefused(OSError):
@@ -31,7 +31,7 @@ def guarded_socket_factory(allow_private: bool) -> Callable[[AddrInfoType], sock
         family, type_, proto, _, sockaddr = addr_info
         address = ipaddress.ip_address(sockaddr[0])
         if not address_allowed(address, allow_private=allow_private):
-            raise TargetRefused(f"target refused: it resolves to a {describe(address)} address")
+            raise TargetRefused(f"target refused: it resolves to {refusal(address)}")
         return socket.socket(family=family, type=type_, proto=proto)
 
     return factory

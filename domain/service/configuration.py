@@ -22,7 +22,7 @@ from domain.service.base import (
     page_size,
 )
 from domain.signing import SECRET_BYTES, new_signing_secret
-from domain.targets import address_allowed, describe, literal_host_problem, split_target
+from domain.targets import address_allowed, literal_host_problem, refusal, split_target
 from domain.views import Page
 from domain.webhooks import Webhook, WebhookSpec, check_spec
 
@@ -167,7 +167,7 @@ class ConfigurationCommands(HooklineBase):
             return []  # unresolvable now; checked again after resolution at send time
         for address in addresses:
             if not address_allowed(address, allow_private=False):
-                return [Problem("targetUrl", f"resolves to a {describe(address)} address")]
+                return [Problem("targetUrl", f"resolves to {refusal(address)}")]
         return []
 
     def _check_not_duplicate(self, principal: Principal, spec: WebhookSpec, exclude: UUID | None) -> None:
