@@ -4,7 +4,9 @@ Each organisation's records form a chain in store order. A record is a JSON obje
 `organizationId`, `aggregateId`, `aggregateType`, `version`, `eventType`, `recordedAt`, `actor`,
 `data`); its `hash` is the hex SHA-256 of the UTF-8 bytes of `previousHash` followed by the record's
 canonical JSON (keys sorted, no spaces, non-ASCII kept as is). The first record of an organisation has
-`previousHash` = 64 zeros. Secrets in `data` are replaced by "[redacted]".
+`previousHash` = 64 zeros. Secrets in `data` are replaced by "[redacted]", and secret header values
+and the secrets of target URLs are masked as `domain.masking` says, for every reader: the chain is
+computed over the masked data, so an export verifies and holds no secret.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,8 +24,10 @@ from uuid import UUID
 
 import orjson
 
+from domain.masking import REDACTED as REDACTED  # the audit's marker too
+from domain.masking import is_secret_header, masked_url
+
 GENESIS = "0" * 64
-REDACTED = "[redacted]"
 SYSTEM = "system"
 SECRET_FIELDS = frozenset(
     {
@@ -105,10 +109,39 @@ def jsonable(value: Any) -> Any:
 def _data(items: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
     return {
         k if type(k) is str else str(k): (
-            REDACTED if k in SECRET_FIELDS else v if type(v) in _AS_IS else jsonable(v)
+            mask(v) if (mask := _MASKS.get(k)) is not None else v if type(v) in _AS_IS else jsonable(v)
         )
         for k, v in items
     }
+
+
+def _redacted(_: Any) -> str:
+    return REDACTED
+
+
+def _masked_headers(value: Any) -> Any:
+    """A webhook's headers as recorded (`[{"name", "value"}, …]`), secret ones' values masked."""
+    converted = jsonable(value)
+    if type(converted) is not list:
+        return converted
+    return [
+        {**h, "value": REDACTED}
+        if type(h) is dict and "value" in h and type(h.get("name")) is str and is_secret_header(h["name"])
+        else h
+        for h in converted
+    ]
+
+
+def _masked_target(value: Any) -> Any:
+    return masked_url(value) if type(value) is str else jsonable(value)
+
+
+# Keys whose values are secrets or hold some, wherever they are nested (one lookup per key).
+_MASKS: dict[Any, Callable[[Any], Any]] = {
+    **dict.fromkeys(SECRET_FIELDS, _redacted),
+    "headers": _masked_headers,
+    "target_url": _masked_target,
+}
 
 
 def _converted(value: Any) -> Any:

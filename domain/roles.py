@@ -20,6 +20,7 @@ class Permission(enum.Enum):
     MANAGE_WEBHOOKS = "manage webhooks"
     READ_WEBHOOKS = "read webhooks"
     READ_SIGNING_SECRETS = "read signing secrets"
+    READ_WEBHOOK_SECRETS = "read secret header values and target URLs as set"
     READ_DELIVERIES = "read deliveries"
     MANAGE_DELIVERIES = "manage deliveries"
     MANAGE_CREDENTIALS = "manage credentials"

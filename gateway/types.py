@@ -16,6 +16,7 @@ from domain.credentials import Credential as DomainCredential
 from domain.deliveries import Attempt as DomainAttempt
 from domain.deliveries import Delivery as DomainDelivery
 from domain.deliveries import DeliveryUpdate as DomainDeliveryUpdate
+from domain.masking import masked_header_value, masked_url
 from domain.roles import Permission, Principal
 from domain.views import Page
 from domain.webhooks import Webhook as DomainWebhook
@@ -105,14 +106,18 @@ class Webhook:
     @classmethod
     def from_domain(cls, webhook: DomainWebhook, principal: Principal) -> Webhook:
         spec = webhook.spec
+        as_set = principal.may(Permission.READ_WEBHOOK_SECRETS)
         return cls(
             id=strawberry.ID(str(webhook.id)),
             name=spec.name,
             description=spec.description,
             event_types=list(spec.event_types),
-            target_url=spec.target_url,
+            target_url=spec.target_url if as_set else masked_url(spec.target_url),
             method=HttpMethod(spec.method),
-            headers=[Header(name=h.name, value=h.value) for h in spec.headers],
+            headers=[
+                Header(name=h.name, value=h.value if as_set else masked_header_value(h.name, h.value))
+                for h in spec.headers
+            ],
             credential_id=strawberry.ID(str(spec.credential_id)) if spec.credential_id else None,
             payload_template=spec.payload_template,
             filters=[

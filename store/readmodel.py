@@ -86,8 +86,11 @@ SCHEMA = [
 ]
 PROJECTED = (Webhook, Delivery, Event, Credential, EventType, ApiKey)
 _PROJECTED_EVENTS = tuple(kind.Event for kind in PROJECTED)
-# Bump when the tables change: the read models are then dropped and rebuilt from the log.
-SCHEMA_VERSION = 5  # 4: events' states are no longer kept in hl_states; 5: nor deliveries'
+# Bump when the tables change, or what an audit record holds (its hash changes with it): the read
+# models and the audit trail are then dropped and rebuilt from the log, which `verify` recomputes alike.
+# 4: events' states are no longer kept in hl_states; 5: nor deliveries'; 6: audit records mask secret
+# header values and target URLs' secrets (domain.masking).
+SCHEMA_VERSION = 6
 READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",

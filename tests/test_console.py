@@ -418,21 +418,26 @@ def test_what_the_console_shows_depends_on_the_role(
     page = console.page
     org = "console-roles"
     admin = server.key(org, "admin")
+    api_key, token = "ak-console-secret-7f3e", "qt-console-secret-9c1d"  # each webhook's secrets
+    headers = [{"name": "X-Api-Key", "value": api_key}, {"name": "X-Team", "value": "ops"}]
     for i in range(12):
         server.gql(
             admin,
             CREATE_WEBHOOK,
             {
                 "input": webhook_input(
-                    f"{receiver.url}/hooks/{i}",
+                    f"{receiver.url}/hooks/{i}?token={token}",
                     name=f"Webhook {i:02d}",
                     eventTypes=["ticket.created" if i % 2 else "alert.activated"],
                     active=i % 4 != 0,
+                    headers=headers,
                 )
             },
         ).ok()
-    some = server.gql(admin, "{ webhooks(first: 1) { edges { node { id } } } }").ok()
+    some = server.gql(admin, "{ webhooks(first: 1) { edges { node { id targetUrl } } } }").ok()
     some_id = some["webhooks"]["edges"][0]["node"]["id"]
+    some_url = some["webhooks"]["edges"][0]["node"]["targetUrl"]
+    main = page.locator("main")
 
     # A viewer reads webhooks and deliveries, page by page, and changes nothing.
     console.sign_in(server.key(org, "viewer"))
@@ -454,12 +459,19 @@ def test_what_the_console_shows_depends_on_the_role(
     page.get_by_label("Status").select_option("All")
     expect(page.get_by_text("Showing 1–6 of 6")).to_be_visible()
     page.get_by_label("Event type").select_option("")
+    # Secret header values and URL parameters are masked for a viewer, in the list and on each webhook.
+    expect(main.locator("code", has_text="?token=[redacted]")).to_have_count(10)
     console.shot("13-viewer-webhooks")
     page.reload()  # the key is kept for the session of the tab
     expect(page.get_by_test_id("identity")).to_have_text(re.compile("viewer"))
     expect(page.get_by_text("Showing 1–10 of 12")).to_be_visible()
     page.goto(f"{server.url}/#/webhooks/{some_id}")
     expect(page.locator("dl.definition")).to_be_visible()
+    expect(page.locator("dl.definition")).to_contain_text("X-Api-Key: [redacted]")
+    expect(page.locator("dl.definition")).to_contain_text("X-Team: ops")
+    expect(page.locator("dl.definition")).to_contain_text(some_url.replace(token, "[redacted]"))
+    for secret in (api_key, token):
+        expect(main).not_to_contain_text(secret)
     expect(page.get_by_role("link", name="Edit")).to_have_count(0)
     expect(page.get_by_role("button", name="Send test")).to_have_count(0)
     expect(page.get_by_role("link", name="History")).to_have_count(0)
@@ -475,6 +487,18 @@ def test_what_the_console_shows_depends_on_the_role(
     expect(page.get_by_role("link", name="Edit")).to_have_count(0)
     console.go("Credentials")
     expect(page.get_by_role("button", name="Create credential")).to_have_count(0)
+    console.sign_out()
+
+    # An admin reads the secrets as set, and an edit through the form keeps them as they were.
+    console.sign_in(admin)
+    page.goto(f"{server.url}/#/webhooks/{some_id}/edit")
+    expect(page.get_by_label("Header 1 value")).to_have_value(api_key)
+    expect(page.get_by_label("Target URL")).to_have_value(some_url)
+    page.get_by_label("Name", exact=True).fill("Renamed by an admin")
+    page.get_by_role("button", name="Save changes").click()
+    expect(console.flash).to_contain_text("version 2")
+    saved = server.gql(admin, WEBHOOK, {"id": some_id}).ok()["webhook"]
+    assert (saved["name"], saved["headers"], saved["targetUrl"]) == ("Renamed by an admin", headers, some_url)
     console.sign_out()
 
     # A publisher sees the event types, and publishes.

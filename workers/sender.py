@@ -11,13 +11,16 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from domain.deliveries import MAX_RESPONSE_BODY, Attempt, cap_response_body
+from domain.masking import masked_url
 from domain.requests import OutgoingRequest
 from domain.targets import address_allowed, refusal
 
@@ -101,7 +104,7 @@ class Sender:
             refused = exc.os_error if isinstance(exc.os_error, TargetRefused) else None
             error = str(refused) if refused else f"could not connect: {exc.os_error.strerror or exc}"
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {_url_masked(str(exc), request.url)}"
         except TargetRefused as exc:
             error = str(exc)
         return Attempt(
@@ -126,3 +129,14 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
             response.close()
             break
     return b"".join(chunks)
+
+
+def _url_masked(text: str, url: str) -> str:
+    """An error's text with the target URL's secrets masked: aiohttp's errors name the URL (its query
+    included), and an attempt's error is shown to every reader of deliveries."""
+    forms = {url}
+    with suppress(ValueError, TypeError):
+        forms.add(str(URL(url)))  # as aiohttp writes it
+    for form in forms:
+        text = text.replace(form, masked_url(form))
+    return text
