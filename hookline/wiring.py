@@ -261,6 +261,7 @@ async def serve_background(
             queueing = redis_queue(app, settings, metrics)
         async with queueing as dispatcher:
             metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - views.position)
+            views.audit.verified.append(metrics.verified)
             views.listeners.append(dispatcher)
             app.saved_listeners.append(dispatcher.recorded)
             await asyncio.to_thread(views.catch_up)

@@ -7,7 +7,7 @@ at rest like the events they describe. `verify` recomputes the chain from the st
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +42,7 @@ class AuditTrail:
         self._rows: list[tuple[Any, ...]] = []
         self._owner_rows: dict[UUID, UUID] = {}  # learnt in this batch, written at its end
         self._moved_heads: set[UUID] = set()
+        self.verified: list[Callable[[int], None]] = []  # told how many stored events each verification read
 
     def create_tables(self, c: Any, db: Database) -> None:
         for statement in SCHEMA:
@@ -191,6 +192,16 @@ class AuditTrail:
             position = rows[-1][3]
 
     def verify(self, transaction: Any, select: Any, organization_id: UUID, until: int) -> Verification:
+        read = [0]
+        try:
+            return self._verify(transaction, select, organization_id, until, read)
+        finally:
+            for listener in self.verified:
+                listener(read[0])
+
+    def _verify(
+        self, transaction: Any, select: Any, organization_id: UUID, until: int, read: list[int]
+    ) -> Verification:
         """Recomputes the organisation's chain from the stored events and compares it with the trail.
 
         `select(start, limit)` reads stored notifications up to position `until`, and the trail is read
@@ -210,6 +221,7 @@ class AuditTrail:
                 break
             for notification in notifications:
                 start = notification.id
+                read[0] += 1
                 try:
                     domain_event = self.mapper.to_domain_event(notification)
                 except Exception:  # undecryptable or undecodable: the stored event was altered
