@@ -171,7 +171,7 @@ def build_application(settings: Settings) -> Hookline:
                 max_rendered_bytes=settings.max_rendered_bytes,
                 rand=random.random,
             )
-            app.views = SQLViews(app)
+            app.views = SQLViews(app, verify_reuse_seconds=settings.audit_verify_reuse_seconds)
             return app
         except PersistenceError:
             # Processes starting together on a new PostgreSQL database race to create the store's
@@ -261,7 +261,7 @@ async def serve_background(
             queueing = redis_queue(app, settings, metrics)
         async with queueing as dispatcher:
             metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - views.position)
-            views.audit.verified.append(metrics.verified)
+            views.verifier.verified.append(metrics.verified)
             views.listeners.append(dispatcher)
             app.saved_listeners.append(dispatcher.recorded)
             await asyncio.to_thread(views.catch_up)
