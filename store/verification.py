@@ -34,6 +34,8 @@ ADDED = "stored event is not in the trail"
 
 
 class ChainVerifier:
+    """Verifies organisations' chains, one run per organisation at a time (see the module)."""
+
     def __init__(
         self,
         db: Database,
