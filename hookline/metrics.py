@@ -40,9 +40,24 @@ class Metrics:
             "Stored events not yet applied to the read models",
             registry=self.registry,
         )
+        self.audit_verifications = Counter(
+            "hookline_audit_verifications",
+            "Audit-chain verifications run (callers that shared a running one not counted again)",
+            registry=self.registry,
+        )
+        self.audit_records_read = Counter(
+            "hookline_audit_records_read",
+            "Stored events read and decrypted by audit-chain verifications",
+            registry=self.registry,
+        )
 
     def watch_lag(self, projection_lag: Callable[[], int]) -> None:
         self.projection_lag.set_function(projection_lag)
+
+    def verified(self, records_read: int) -> None:
+        """Told by the audit trail after each verification it ran."""
+        self.audit_verifications.inc()
+        self.audit_records_read.inc(records_read)
 
     def count(self, observed: Sequence[Observed]) -> None:
         """A follower listener: counts what each batch of stored events recorded."""

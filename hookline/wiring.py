@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import gc
-import hashlib
 import ipaddress
 import os
 import random
@@ -22,7 +19,6 @@ from uuid import UUID
 import structlog
 import uvloop
 from arq.connections import ArqRedis, RedisSettings
-from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import PersistenceError
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
@@ -37,6 +33,7 @@ from domain.targets import IPAddress
 from gateway.app import create_app
 from gateway.live import LiveUpdates
 from hookline import __version__
+from hookline.keys import store_key
 from hookline.metrics import Metrics
 from hookline.settings import Settings
 from store.readmodel import SQLViews
@@ -51,7 +48,6 @@ from workers.sender import Sender
 
 log = structlog.get_logger("hookline")
 
-KEY_FILE = "secret.key"
 STARTUP_TRIES = 5
 WORKER_DRAIN_SECONDS = 20  # on SIGTERM a worker takes no new job and lets sends in flight finish
 SWEEP_BACKLOG = 500  # no sweep while more jobs than this are due and wait for the queue (see `sweeping`)
@@ -80,40 +76,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def cipher_key(settings: Settings) -> str:
-    """The AES key for the store: HOOKLINE_SECRET_KEY, else one generated once into the var directory.
-
-    A base64 string of 32 bytes is used as it is; any other value is stretched with SHA-256, so a long
-    passphrase works too.
-    """
-    if settings.secret_key is not None:
-        given = settings.secret_key.get_secret_value()
-        try:
-            if len(base64.b64decode(given, validate=True)) == 32:
-                return given
-        except (binascii.Error, ValueError):
-            pass
-        return base64.b64encode(hashlib.sha256(given.encode()).digest()).decode()
-    path = settings.var_dir / KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = AESCipher.create_key(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key + "\n")
-    log.warning(
-        "HOOKLINE_SECRET_KEY is not set: generated a key for encrypting the store",
-        path=str(path),
-        advice="keep this file with the database; without it the store cannot be read",
-    )
-    return key
-
-
 def store_env(settings: Settings) -> dict[str, str]:
     env = {
         "CIPHER_TOPIC": "store.cipher:KeyedAESCipher",
-        "CIPHER_KEY": cipher_key(settings),
         "TRANSCODER_TOPIC": "store.transcoder:FastJSONTranscoder",
     }
     parts = urlsplit(settings.database_url)
@@ -131,7 +96,7 @@ def store_env(settings: Settings) -> dict[str, str]:
                 "POSTGRES_MAX_OVERFLOW": str(settings.database_pool_size),
             }
         )
-        return env
+        return {**env, "CIPHER_KEY": store_key(settings, env)}
     path = settings.sqlite_path
     if path is None:
         raise ValueError("HOOKLINE_DATABASE_URL must start with sqlite:/// or postgresql://")
@@ -143,7 +108,7 @@ def store_env(settings: Settings) -> dict[str, str]:
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     )
-    return env
+    return {**env, "CIPHER_KEY": store_key(settings, env)}
 
 
 def resolve_host(host: str) -> list[IPAddress]:
@@ -171,7 +136,7 @@ def build_application(settings: Settings) -> Hookline:
                 max_rendered_bytes=settings.max_rendered_bytes,
                 rand=random.random,
             )
-            app.views = SQLViews(app)
+            app.views = SQLViews(app, verify_reuse_seconds=settings.audit_verify_reuse_seconds)
             return app
         except PersistenceError:
             # Processes starting together on a new PostgreSQL database race to create the store's
@@ -261,6 +226,7 @@ async def serve_background(
             queueing = redis_queue(app, settings, metrics)
         async with queueing as dispatcher:
             metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - views.position)
+            views.verifier.verified.append(metrics.verified)
             views.listeners.append(dispatcher)
             app.saved_listeners.append(dispatcher.recorded)
             await asyncio.to_thread(views.catch_up)

@@ -1,12 +1,11 @@
 """The audit trail's table: every stored event as an audit record, hash-chained per organisation.
 
 Kept by the same follower (and in the same transaction) as the other read models; records are encrypted
-at rest like the events they describe. `verify` recomputes the chain from the stored events themselves.
+at rest like the events they describe. `store.verification` recomputes the chain from the stored events.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -15,7 +14,7 @@ import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Cipher, Mapper
 
-from domain.audit import GENESIS, Verification, chain_hash, named_owner, record_of
+from domain.audit import GENESIS, chain_hash, named_owner, record_of
 from store.sql import Database
 
 SCHEMA = [
@@ -26,6 +25,8 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS hl_audit_aggregate ON hl_audit (aggregate_id, position)",
     "CREATE TABLE IF NOT EXISTS hl_audit_owners ("
     " aggregate_id TEXT PRIMARY KEY, organization_id TEXT NOT NULL)",
+    # an organisation's aggregates, for verifying its chain alone
+    "CREATE INDEX IF NOT EXISTS hl_audit_owners_org ON hl_audit_owners (organization_id)",
     "CREATE TABLE IF NOT EXISTS hl_audit_heads (organization_id TEXT PRIMARY KEY, hash TEXT NOT NULL)",
 ]
 AUDIT_TABLES = ("hl_audit", "hl_audit_owners", "hl_audit_heads")
@@ -189,68 +190,3 @@ class AuditTrail:
             for row in rows:
                 yield self.entry(row)
             position = rows[-1][3]
-
-    def verify(self, transaction: Any, select: Any, organization_id: UUID, until: int) -> Verification:
-        """Recomputes the organisation's chain from the stored events and compares it with the trail.
-
-        `select(start, limit)` reads stored notifications up to position `until`, and the trail is read
-        up to it too (the follower may write further meanwhile); an event that was changed, removed or
-        added, and a trail row that was changed, all break the chain at their position.
-        """
-        previous = GENESIS
-        checked = 0
-        owners: dict[UUID, UUID] = {}
-        start = 0
-        trail = self._trail_positions(transaction, organization_id, until)
-        unmatched = deque(sorted(trail))  # trail positions in order; the head is the next expected
-        missing = "recorded event is missing from the store"
-        while True:
-            notifications = select(start, VERIFY_BATCH)
-            if not notifications:
-                break
-            for notification in notifications:
-                start = notification.id
-                try:
-                    domain_event = self.mapper.to_domain_event(notification)
-                except Exception:  # undecryptable or undecodable: the stored event was altered
-                    if notification.id in trail:
-                        return Verification(False, checked, notification.id, "stored event unreadable")
-                    continue
-                if _owner_of(domain_event, owners) != organization_id:
-                    continue
-                if unmatched and unmatched[0] < notification.id:  # the store lost a recorded event
-                    return Verification(
-                        False, checked, unmatched[0], "recorded event is missing from the store"
-                    )
-                stored = trail.get(notification.id)
-                record = record_of(notification.id, organization_id, domain_event)
-                digest = chain_hash(previous, record)
-                if stored is None or stored != (digest, previous):
-                    return Verification(False, checked, notification.id, "record does not match")
-                unmatched.popleft()
-                previous = digest
-                checked += 1
-        if unmatched:
-            return Verification(False, checked, unmatched[0], missing)
-        return Verification(True, checked)
-
-    def _trail_positions(
-        self, transaction: Any, organization_id: UUID, until: int
-    ) -> dict[int, tuple[str, str]]:
-        with transaction() as c:
-            c.execute(
-                "SELECT position, hash, previous_hash FROM hl_audit"
-                " WHERE organization_id = ? AND position <= ?",
-                (organization_id.hex, until),
-            )
-            return {row[0]: (row[1], row[2]) for row in c.fetchall()}
-
-
-def _owner_of(domain_event: object, owners: dict[UUID, UUID]) -> UUID | None:
-    """As `AuditTrail.owner`, from the owners met so far in a verification pass."""
-    aggregate_id: UUID = getattr(domain_event, "originator_id")  # noqa: B009
-    named = named_owner(domain_event)
-    if named is not None:
-        owners[aggregate_id] = named
-        return named
-    return owners.get(aggregate_id)

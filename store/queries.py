@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
@@ -24,6 +24,7 @@ from domain.views import Page
 from domain.webhooks import Webhook
 from store.audit import AuditTrail
 from store.sql import Database
+from store.verification import ChainVerifier
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -70,6 +71,7 @@ class ReadModelQueries:
     app: Hookline
     db: Database
     audit: AuditTrail
+    verifier: ChainVerifier
     cache: OrderedDict[UUID, Aggregate]
     webhook_versions: dict[tuple[str, int], Webhook]
     position: int
@@ -336,16 +338,7 @@ class ReadModelQueries:
     def verify_audit(self, organization_id: UUID) -> Verification:
         """Recomputes the chain from the stored events up to where the trail has got: what was
         recorded since is checked by the next verification, not reported as tampering."""
-        until = self.position
-
-        def select(start: int, limit: int) -> Sequence[Notification]:
-            if start >= until:
-                return []
-            return self.app.recorder.select_notifications(
-                start=start, limit=limit, stop=until, inclusive_of_start=False
-            )
-
-        return self.audit.verify(self._reading, select, organization_id, until)
+        return self.verifier.verify(organization_id, self.position)
 
     def export_audit(self, organization_id: UUID | None) -> Iterator[dict[str, Any]]:
         return self.audit.export(self._reading, organization_id)

@@ -32,6 +32,7 @@ from domain.webhooks import Webhook
 from store.audit import AUDIT_TABLES, AuditTrail
 from store.queries import UNKEPT, ReadModelQueries, moment
 from store.sql import database_of
+from store.verification import ChainVerifier
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -144,7 +145,7 @@ class SQLViews(ReadModelQueries):
     process's listeners still see every notification once, in order (`observe`).
     """
 
-    def __init__(self, app: Hookline) -> None:
+    def __init__(self, app: Hookline, verify_reuse_seconds: float = 2.0) -> None:
         self.app = app
         self.db = database_of(app.recorder)
         self.lock = threading.RLock()
@@ -152,6 +153,7 @@ class SQLViews(ReadModelQueries):
         self.cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self.webhook_versions: dict[tuple[str, int], Webhook] = {}
         self.audit = AuditTrail(app.mapper)
+        self.verifier = ChainVerifier(self.db, app.mapper, verify_reuse_seconds)
         with self.db.transaction(commit=True) as c:
             self.db.serialize(c)  # processes starting together create the tables one at a time
             c.execute("CREATE TABLE IF NOT EXISTS hl_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")

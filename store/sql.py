@@ -27,6 +27,7 @@ class Database(Protocol):
     blob: str  # the type of binary columns
     bigint: str
     events: str  # the event store's table of stored events, as SQL names it
+    position: str  # its column of notification ids (a stored event's position)
 
     def transaction(self, *, commit: bool) -> Any:
         """A context manager yielding a `Cursor`: inside one transaction when `commit`; for reads,
@@ -40,6 +41,7 @@ class Database(Protocol):
 class SQLiteDatabase:
     blob = "BLOB"
     bigint = "INTEGER"
+    position = "rowid"
 
     def serialize(self, cursor: Cursor) -> None:
         # Any write takes SQLite's one write lock for the rest of the transaction.
@@ -116,6 +118,7 @@ class _PostgresCursor:
 class PostgresDatabase:
     blob = "BYTEA"
     bigint = "BIGINT"
+    position = "notification_id"
     SCHEMA_LOCK = 0x486F6F6B  # any constant of ours: "Hook"
 
     def serialize(self, cursor: Cursor) -> None:
