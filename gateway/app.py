@@ -1,5 +1,9 @@
 """The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, health on /healthz, and the
-admin console (static files, no server-side rendering) on `/`."""
+admin console (static files, no server-side rendering) on `/`.
+
+A GraphQL request is authenticated before its document is parsed: a caller without a working key gets
+UNAUTHENTICATED for the price of a dictionary lookup, and nothing of what it sent is kept.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,7 +24,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from domain.application import Hookline
@@ -26,9 +34,10 @@ from domain.errors import HooklineError
 from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
+from gateway.errors import to_graphql_error
 from gateway.limits import BodyLimit
 from gateway.live import LiveUpdates
-from gateway.schema import build_schema
+from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
@@ -38,10 +47,16 @@ CONSOLE = Path(__file__).parent / "console"
 
 class HooklineGraphQL(GraphQL[Context, None]):
     def __init__(
-        self, app: Hookline, authenticator: Authenticator, send: Send, publish: Publish, live: LiveUpdates
+        self,
+        app: Hookline,
+        authenticator: Authenticator,
+        send: Send,
+        publish: Publish,
+        live: LiveUpdates,
+        document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     ) -> None:
         super().__init__(
-            build_schema(),
+            build_schema(document_cache_bytes),
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
@@ -50,6 +65,25 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.send = send
         self.publish = publish
         self.live = live
+
+    async def execute_operation(  # strawberry's signature
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        try:
+            await context.principal()
+        except Exception as error:  # mapped, as a resolver's would be: UNAUTHENTICATED, or logged
+            return ExecutionResult(
+                data=None, errors=[to_graphql_error(GraphQLError(str(error), original_error=error))]
+            )
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -90,13 +124,14 @@ def create_app(
     ready_checks: Sequence[ReadyCheck] = (),
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
+    document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
 ) -> Starlette:
     """The gateway over an application.
 
     `send` sends `sendTest` requests; `publish` records the event of one `publishEvent`; `live`
     streams delivery updates (fed by the log follower); `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
-    Prometheus text.
+    Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
     """
 
     async def readyz(_: Request) -> Response:
@@ -113,7 +148,9 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    graphql = HooklineGraphQL(app, Authenticator(app.authenticate), send, publish, live)
+    graphql = HooklineGraphQL(
+        app, Authenticator(app.authenticate), send, publish, live, document_cache_bytes=document_cache_bytes
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

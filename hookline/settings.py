@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/hookline.sqlite3"
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    # Parsed GraphQL documents kept for reuse, in bytes in all; 0: none kept.
+    document_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     database_pool_size: int = Field(default=5, ge=1, le=200)
     redis_url: str | None = None
     secret_key: SecretStr | None = None
