@@ -13,7 +13,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter
+import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope
+from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -35,7 +38,7 @@ from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
 from gateway.errors import to_graphql_error
-from gateway.limits import BodyLimit
+from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
 from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
 
@@ -65,6 +68,29 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.send = send
         self.publish = publish
         self.live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:  # strawberry's own refusals, in the shape of every other answer
+            response = refusal(error.status_code, error.reason, field="request")
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson refuses (JSONDecodeError) what would exhaust the standard parser's recursion."""
+        return orjson.loads(data)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method != "GET" and not is_json(request.content_type):
+            given = request.content_type or "none"
+            message = f"the request body must be JSON (Content-Type: application/json), not {given}"
+            raise HTTPException(415, message)
+        return await super().parse_http_body(request)
 
     async def execute_operation(  # strawberry's signature
         self,
