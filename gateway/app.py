@@ -41,6 +41,7 @@ from gateway.errors import to_graphql_error
 from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
 from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
+from gateway.sockets import KeyCheckingHandler
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
@@ -49,6 +50,8 @@ CONSOLE = Path(__file__).parent / "console"
 
 
 class HooklineGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = KeyCheckingHandler
+
     def __init__(
         self,
         app: Hookline,
