@@ -19,7 +19,7 @@ from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope
@@ -38,6 +38,7 @@ from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
 from gateway.errors import to_graphql_error
+from gateway.headers import SecurityHeaders, graphiql_page
 from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
 from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
@@ -71,6 +72,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.send = send
         self.publish = publish
         self.live = live
+        self.graphiql, self.graphiql_policy = graphiql_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         if scope["type"] != "http":
@@ -113,6 +115,9 @@ class HooklineGraphQL(GraphQL[Context, None]):
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self.graphiql, headers={"Content-Security-Policy": self.graphiql_policy})
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -201,5 +206,5 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, max_bytes=max_request_bytes)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, max_bytes=max_request_bytes)],
     )
