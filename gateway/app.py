@@ -1,5 +1,9 @@
 """The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, health on /healthz, and the
-admin console (static files, no server-side rendering) on `/`."""
+admin console (static files, no server-side rendering) on `/`.
+
+A GraphQL request is authenticated before its document is parsed: a caller without a working key gets
+UNAUTHENTICATED for the price of a dictionary lookup, and nothing of what it sent is kept.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,23 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope
+from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from domain.application import Hookline
@@ -26,9 +37,12 @@ from domain.errors import HooklineError
 from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
-from gateway.limits import BodyLimit
+from gateway.errors import to_graphql_error
+from gateway.headers import SecurityHeaders, graphiql_page
+from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
-from gateway.schema import build_schema
+from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
+from gateway.sockets import KeyCheckingHandler
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
@@ -37,11 +51,19 @@ CONSOLE = Path(__file__).parent / "console"
 
 
 class HooklineGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = KeyCheckingHandler
+
     def __init__(
-        self, app: Hookline, authenticator: Authenticator, send: Send, publish: Publish, live: LiveUpdates
+        self,
+        app: Hookline,
+        authenticator: Authenticator,
+        send: Send,
+        publish: Publish,
+        live: LiveUpdates,
+        document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     ) -> None:
         super().__init__(
-            build_schema(),
+            build_schema(document_cache_bytes),
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
@@ -50,6 +72,52 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.send = send
         self.publish = publish
         self.live = live
+        self.graphiql, self.graphiql_policy = graphiql_page()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:  # strawberry's own refusals, in the shape of every other answer
+            response = refusal(error.status_code, error.reason, field="request")
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson refuses (JSONDecodeError) what would exhaust the standard parser's recursion."""
+        return orjson.loads(data)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method != "GET" and not is_json(request.content_type):
+            given = request.content_type or "none"
+            message = f"the request body must be JSON (Content-Type: application/json), not {given}"
+            raise HTTPException(415, message)
+        return await super().parse_http_body(request)
+
+    async def execute_operation(  # strawberry's signature
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        try:
+            await context.principal()
+        except Exception as error:  # mapped, as a resolver's would be: UNAUTHENTICATED, or logged
+            return ExecutionResult(
+                data=None, errors=[to_graphql_error(GraphQLError(str(error), original_error=error))]
+            )
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self.graphiql, headers={"Content-Security-Policy": self.graphiql_policy})
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -90,13 +158,14 @@ def create_app(
     ready_checks: Sequence[ReadyCheck] = (),
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
+    document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
 ) -> Starlette:
     """The gateway over an application.
 
     `send` sends `sendTest` requests; `publish` records the event of one `publishEvent`; `live`
     streams delivery updates (fed by the log follower); `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
-    Prometheus text.
+    Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
     """
 
     async def readyz(_: Request) -> Response:
@@ -113,7 +182,9 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    graphql = HooklineGraphQL(app, Authenticator(app.authenticate), send, publish, live)
+    graphql = HooklineGraphQL(
+        app, Authenticator(app.authenticate), send, publish, live, document_cache_bytes=document_cache_bytes
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -135,5 +206,5 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, max_bytes=max_request_bytes)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, max_bytes=max_request_bytes)],
     )

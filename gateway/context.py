@@ -1,4 +1,5 @@
-"""The typed request context: the application and the caller, authenticated once per request."""
+"""The typed request context: the application and the caller, authenticated once per HTTP request and
+again for every operation on a websocket (a socket outlives the key it was opened with)."""
 
 from __future__ import annotations
 
@@ -32,12 +33,11 @@ class Context:
     _principal: Principal | None = field(default=None, init=False)
 
     async def principal(self) -> Principal:
+        if self.connection_params is not None:  # a socket: the Authenticator's short cache decides
+            given = self.connection_params.get("Authorization")
+            return await self.authenticator.principal(given if isinstance(given, str) else None)
         if self._principal is None:
-            authorization = self.authorization
-            if self.connection_params is not None:
-                given = self.connection_params.get("Authorization")
-                authorization = given if isinstance(given, str) else None
-            self._principal = await self.authenticator.principal(authorization)
+            self._principal = await self.authenticator.principal(self.authorization)
         return self._principal
 
 

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
-from graphql import DocumentNode, parse
 from graphql.error import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
@@ -26,6 +21,7 @@ from domain.credentials import CredentialKind as DomainCredentialKind
 from domain.errors import InvalidInput, Problem
 from domain.roles import Permission
 from gateway.context import Info
+from gateway.documents import CachedDocuments, DocumentCache
 from gateway.errors import ErrorCodes
 from gateway.inputs import (
     CreateCredentialInput,
@@ -55,7 +51,7 @@ from gateway.types import (
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 5000
-DOCUMENT_CACHE = 1000
+DEFAULT_DOCUMENT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @strawberry.type
@@ -339,24 +335,10 @@ LIMIT_RULES = [
 ]
 
 
-@functools.lru_cache(maxsize=DOCUMENT_CACHE)
-def _parse(query: str, **options: Any) -> DocumentNode:
-    return parse(query, **options)
-
-
-class CachedParse(SchemaExtension):
-    """Parses each document text once. Unlike strawberry's ParserCache, a document that does not
-    parse is left to strawberry, which answers it as a request error (ParserCache lets it escape)."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.query is not None:
-            with contextlib.suppress(GraphQLError):
-                context.graphql_document = _parse(context.query, **context.parse_options)
-        yield
-
-
-def build_schema() -> strawberry.Schema:
+def build_schema(document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES) -> strawberry.Schema:
+    # Clients send the same few documents again and again: each is parsed and validated once (the
+    # cache is keyed by the token limit and the rules too, so the limits still hold).
+    documents = DocumentCache(document_cache_bytes)
     # Factories, so that every request gets extensions of its own.
     return HooklineSchema(
         query=Query,
@@ -365,10 +347,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             lambda: AddValidationRules(LIMIT_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            # Clients send the same few documents again and again: parse and validate each once
-            # (the parse cache is keyed by the token limit too, so the limit still holds).
-            CachedParse,
-            lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
+            lambda: CachedDocuments(documents),
             ErrorCodes,
         ],
     )

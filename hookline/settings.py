@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     # A template may repeat a payload's values: its body for one event stops at this size (at least
     # the largest template, so that any template without placeholders fits).
     max_rendered_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # Parsed GraphQL documents kept for reuse, in bytes in all; 0: none kept.
+    document_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     database_pool_size: int = Field(default=5, ge=1, le=200)
     redis_url: str | None = None
     secret_key: SecretStr | None = None

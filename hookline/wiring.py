@@ -200,6 +200,7 @@ def build_gateway(settings: Settings) -> Starlette:
         ready_checks=ready_checks,
         metrics=lambda: generate_latest(metrics.registry),
         max_request_bytes=settings.max_request_bytes,
+        document_cache_bytes=settings.document_cache_bytes,
     )
 
 
