@@ -22,6 +22,9 @@ log = structlog.get_logger("hookline.queue")
 
 Job = tuple[str, UUID]
 MAX_BACKOFF = 60.0
+# A job failing this many times in a row is dropped: what the store still says is due, a sweep queues
+# again (a job's own error does not get this far: `Jobs` gives such a job up after a few runs).
+MAX_FAILURES = 10
 Handler = Callable[[str, UUID], Awaitable[float | None]]
 """Runs a job; returns a delay in seconds when the job must run again later (e.g. rate-limited)."""
 
@@ -119,8 +122,12 @@ class InProcessQueue:
             except Exception:
                 # The store may be failing (full, read-only): try again later, backing off.
                 failures = self._failures[job] = self._failures.get(job, 0) + 1
-                again = min(2.0**failures, MAX_BACKOFF)
-                log.exception("job failed; trying again", job=job[0], id=str(job[1]), in_seconds=again)
+                if failures < MAX_FAILURES:
+                    again = min(2.0**failures, MAX_BACKOFF)
+                    log.exception("job failed; trying again", job=job[0], id=str(job[1]), in_seconds=again)
+                else:
+                    del self._failures[job]
+                    log.exception("job failed; dropped", job=job[0], id=str(job[1]), failures=failures)
             finally:
                 self._running.discard(job)
                 self._busy.discard(task)

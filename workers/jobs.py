@@ -6,13 +6,17 @@ Their writes go through batchers, so that many jobs running at once share few tr
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
+import psycopg
 import structlog
+from eventsourcing.persistence import PersistenceError
+from redis.exceptions import RedisError
 
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
@@ -32,6 +36,13 @@ R = TypeVar("R")
 PER_WEBHOOK = 32
 BUSY_WAIT = 0.5  # without `requeue` (arq), a job for a busy webhook tries again this much later
 SLOT_HOLD = 0.05  # ... after holding its job slot this long for one of the webhook's sends to end
+
+
+# What a job stands on failing (the store, Redis, the network): the queue tries the job again for as
+# long as that lasts. Any other error is the job's own and would fail every rerun the same way.
+OUTAGES = (PersistenceError, sqlite3.Error, psycopg.Error, RedisError, OSError)
+MAX_TRIES = 3  # runs of a job that fail with an error of its own before this process gives it up
+REMEMBERED = 10_000  # jobs whose failures are counted, at most (the oldest are forgotten)
 
 
 class Busy(float):
@@ -91,15 +102,47 @@ class Jobs:
         self._waiting: dict[UUID, dict[UUID, None]] = {}  # per webhook, deliveries in order
         self._parked: dict[UUID, UUID] = {}  # the waiting deliveries' webhooks
         self._held: dict[UUID, deque[asyncio.Future[None]]] = {}  # per webhook, jobs held for a slot
+        self._failures: OrderedDict[UUID, int] = OrderedDict()  # jobs' runs failed by their own error
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(self._fan_out_all)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
         # Preparing is a read: nothing is gained by waiting for more, and a delivery waits for it.
         self._prepares: Batcher[tuple[UUID, int | None], Prepared] = Batcher(self._prepare_all, max_wait=0)
 
     async def fan_out(self, event_id: UUID) -> list[UUID]:
-        return await self._fan_outs.submit(event_id)
+        made = await self._bounded("fan_out", event_id, lambda: self._fan_outs.submit(event_id))
+        return made or []
 
     async def deliver(self, delivery_id: UUID, due: int | None = None) -> float | None:
+        return await self._bounded("deliver", delivery_id, lambda: self._deliver(delivery_id, due))
+
+    async def _bounded(self, kind: str, item: UUID, run: Callable[[], Awaitable[R]]) -> R | None:
+        """Runs a job, counting its runs that fail with an error of its own: after MAX_TRIES this
+        process gives it up (logged once), however often the queue reruns it or a sweep queues it."""
+        if self._failures.get(item, 0) >= MAX_TRIES:
+            return None
+        try:
+            result = await run()
+        except OUTAGES:
+            raise
+        except Exception as error:
+            failures = self._failures.pop(item, 0) + 1
+            self._failures[item] = failures
+            if len(self._failures) > REMEMBERED:
+                self._failures.popitem(last=False)
+            if failures < MAX_TRIES:
+                raise
+            log.error(
+                "a job failed each time it ran; given up",
+                job=kind,
+                id=str(item),
+                tries=failures,
+                exc_info=error,
+            )
+            return None
+        self._failures.pop(item, None)
+        return result
+
+    async def _deliver(self, delivery_id: UUID, due: int | None) -> float | None:
         """Makes the delivery's next attempt; returns seconds to wait when it may not go yet.
 
         `due` (see `due_key`) is the attempt time the job was queued for, if it names one. When the
@@ -107,14 +150,21 @@ class Jobs:
         preparation. A worker (no `requeue`) takes the webhook's slot only for the send: held while
         a batch is prepared, the slots of a quick target stood idle most of the time (8 of a worker's
         20 jobs spent 4.5 ms being prepared for each 1 ms send). In `serve` the slot is taken at once,
-        as a delivery woken for a freed slot must take it (see `_webhook_of`)."""
+        as a delivery woken for a freed slot must take it (see `_webhook_of`). A request that cannot
+        be prepared becomes a failed attempt (see `_unmade`)."""
         slot = await self._webhook_of(delivery_id)
         if slot is not None:
             if self._full(slot) and not await self._slot_freed(slot):
                 return self._wait_for_slot(slot, delivery_id)
             slot = self._take(slot) if self.requeue is not None else None
         try:
-            prepared = await self._prepares.submit((delivery_id, due))
+            try:
+                prepared = await self._prepares.submit((delivery_id, due))
+            except OUTAGES:
+                raise
+            except Exception as error:
+                await self._unmade(delivery_id, error)
+                return None
             if prepared is None:
                 return None
             if isinstance(prepared, datetime):  # not due yet (an early or repeated job)
@@ -141,6 +191,16 @@ class Jobs:
             duration_ms=attempt.duration_ms,
         )
         return None
+
+    async def _unmade(self, delivery_id: UUID, error: Exception) -> None:
+        """Preparing the request raised an error of its own (one no rerun mends): recorded as the
+        attempt's error, naming only its type (its message may hold what was being prepared), and
+        logged once with the delivery's id."""
+        message = f"the request could not be made: {type(error).__name__}"
+        log.warning(
+            "an attempt could not be made", delivery_id=str(delivery_id), error=message, exc_info=error
+        )
+        await asyncio.to_thread(self.app.record_unmade_attempt, delivery_id, message)
 
     async def _webhook_of(self, delivery_id: UUID) -> UUID | None:
         """The delivery's webhook as the read model has it: from memory, or, when some webhook is

@@ -12,14 +12,21 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import aiohttp
+import structlog
 from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
 from domain.deliveries import MAX_RESPONSE_BODY, Attempt, cap_response_body
 from domain.requests import OutgoingRequest
 from domain.targets import address_allowed, describe
+
+log = structlog.get_logger("hookline.sender")
+
+MAX_DETAIL = 200  # characters of an exception's message kept in an attempt's error
+SHORTEST_SECRET = 4  # header values shorter than this are not looked for in a message
 
 
 class TargetRefused(OSError):
@@ -101,9 +108,16 @@ class Sender:
             refused = exc.os_error if isinstance(exc.os_error, TargetRefused) else None
             error = str(refused) if refused else f"could not connect: {exc.os_error.strerror or exc}"
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {without_secrets(str(exc), request)}"
         except TargetRefused as exc:
             error = str(exc)
+        except Exception as exc:  # e.g. aiohttp refusing a header value or a host name
+            # The attempt's error, which the retry schedule follows; raised, the job would rerun forever.
+            error = could_not_send(exc, request)
+            # (The webhook-id header is the delivery's id; a sendTest's is "test_...".)
+            log.warning(
+                "the request could not be made", delivery_id=request.headers.get("webhook-id"), error=error
+            )
         return Attempt(
             number=number,
             started_at=started_at,
@@ -113,6 +127,22 @@ class Sender:
             response_body=body,
             retry_after=retry_after,
         )
+
+
+def could_not_send(error: Exception, request: OutgoingRequest) -> str:
+    """An attempt's error for a request the HTTP client refused to make."""
+    return f"the request could not be made: {type(error).__name__}: {without_secrets(str(error), request)}"
+
+
+def without_secrets(message: str, request: OutgoingRequest) -> str:
+    """The first line of an exception's message, capped, with what of the request may be a secret
+    (the URL, its path and query, header values) cut out: the error is shown to every role."""
+    parts = urlsplit(request.url)
+    secrets = [request.url, parts.path, parts.query, *request.headers.values()]
+    detail = message.split("\n", 1)[0]
+    for secret in sorted((s for s in secrets if len(s) >= SHORTEST_SECRET), key=len, reverse=True):
+        detail = detail.replace(secret, "…")
+    return detail[:MAX_DETAIL]
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
