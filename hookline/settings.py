@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Jobs one `hookline worker` runs at once. A worker killed mid-send has this many sends whose
     # outcome it never recorded, and they are sent again: kept modest, and workers added instead.
     worker_jobs: int = Field(default=20, ge=1, le=1_000)
+    # sendTest's requests in flight at once, on connections of their own: apart from deliveries', so
+    # that neither can take the other's (one beyond waits for a connection, within the timeouts).
+    send_test_connections: int = Field(default=8, ge=1, le=1_000)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     request_timeout_seconds: float = Field(default=15.0, gt=0)
     # Comma-separated seconds between attempts, e.g. "5,300,1800"; unset: the default schedule.

@@ -42,13 +42,14 @@ from workers.arq_queue import ArqQueue
 from workers.batching import Batcher
 from workers.dispatch import Dispatcher
 from workers.inprocess import InProcessQueue
-from workers.jobs import Jobs, embedded_share, worker_share
+from workers.jobs import Jobs, embedded_reserve, embedded_share, worker_organizations, worker_share
 from workers.ratelimit import LocalRateLimiter, RedisRateLimiter
 from workers.sender import Sender
 
 log = structlog.get_logger("hookline")
 
 STARTUP_TRIES = 5
+DELIVERY_CONNECTIONS = 256  # a process's connections for deliveries, at most
 WORKER_DRAIN_SECONDS = 20  # on SIGTERM a worker takes no new job and lets sends in flight finish
 SWEEP_BACKLOG = 500  # no sweep while more jobs than this are due and wait for the queue (see `sweeping`)
 # Woken from idle by a save, the log follower waits this long so that the saves that follow go in
@@ -147,12 +148,13 @@ def build_application(settings: Settings) -> Hookline:
     raise AssertionError("unreachable")
 
 
-def build_sender(settings: Settings) -> Sender:
+def build_sender(settings: Settings, connections: int = DELIVERY_CONNECTIONS) -> Sender:
     return Sender(
         allow_private_targets=settings.allow_private_targets,
         clock=utcnow,
         connect_timeout=settings.connect_timeout_seconds,
         total_timeout=settings.request_timeout_seconds,
+        connections=connections,
     )
 
 
@@ -160,6 +162,7 @@ def build_gateway(settings: Settings) -> Starlette:
     """Everything `hookline serve` runs: the gateway, and (embedded) the queue that delivers."""
     app = build_application(settings)
     sender = build_sender(settings)
+    test_sender = build_sender(settings, connections=settings.send_test_connections)  # sendTest's own
     views = app.views
     assert isinstance(views, SQLViews)
     live = LiveUpdates(
@@ -193,10 +196,10 @@ def build_gateway(settings: Settings) -> Starlette:
 
     return create_app(
         app,
-        sender.send,
+        test_sender.send,
         publish,
         live,
-        background=lambda: serve_background(app, settings, sender, live, metrics),
+        background=lambda: serve_background(app, settings, sender, test_sender, live, metrics),
         ready_checks=ready_checks,
         metrics=lambda: generate_latest(metrics.registry),
         max_request_bytes=settings.max_request_bytes,
@@ -206,7 +209,12 @@ def build_gateway(settings: Settings) -> Starlette:
 
 @asynccontextmanager
 async def serve_background(
-    app: Hookline, settings: Settings, sender: Sender, live: LiveUpdates, metrics: Metrics
+    app: Hookline,
+    settings: Settings,
+    sender: Sender,
+    test_sender: Sender,
+    live: LiveUpdates,
+    metrics: Metrics,
 ) -> AsyncIterator[None]:
     """Inside `serve`: follow the log (read models, live updates) and, when embedded, deliver."""
     views = app.views
@@ -220,6 +228,7 @@ async def serve_background(
     views.listeners.append(lambda _: live.notify())
     app.saved_listeners += [views.recorded, saved]
     await sender.start()
+    await test_sender.start()
     forwarding = asyncio.create_task(live.run())
     try:
         queueing = embedded_queue(app, settings, sender, metrics)
@@ -248,6 +257,7 @@ async def serve_background(
         forwarding.cancel()
         await asyncio.gather(forwarding, return_exceptions=True)
         await sender.close()
+        await test_sender.close()
 
 
 @asynccontextmanager
@@ -262,9 +272,16 @@ async def embedded_queue(
             return None
         return await jobs.deliver(item)
 
-    queue = InProcessQueue(handle, concurrency=settings.delivery_concurrency)
-    share = embedded_share(settings.delivery_concurrency)
-    jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=share, requeue=queue.deliver)
+    concurrency = settings.delivery_concurrency
+    queue = InProcessQueue(handle, concurrency=concurrency + embedded_reserve(concurrency))
+    jobs = Jobs(
+        app,
+        sender.send,
+        LocalRateLimiter(),
+        per_webhook=embedded_share(concurrency),
+        requeue=queue.resume,
+        organizations=concurrency,
+    )
     views = app.views
     assert isinstance(views, SQLViews)
     metrics.queue_depth.set_function(lambda: queue.depth)
@@ -371,7 +388,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # What a fan-out creates here is queued from here, at once (see workers.dispatch).
         queue = ArqQueue(ctx["redis"], asyncio.get_running_loop())
         app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
-        jobs = Jobs(app, sender.send, limiter, per_webhook=per_webhook)
+        organizations = worker_organizations(settings.worker_jobs)
+        jobs = Jobs(app, sender.send, limiter, per_webhook=per_webhook, organizations=organizations)
         ctx.update(app=app, sender=sender, queue=queue, jobs=jobs)
         log.info("worker ready", frozen_objects=settle_heap())
 

@@ -16,19 +16,23 @@ from typing import cast
 from uuid import UUID, uuid4
 
 import pytest
+import structlog
 from aiohttp import web
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
 from domain.deliveries import Delivery, DeliveryStatus
+from domain.events import Publication
+from domain.roles import Role
 from domain.service.base import Prepared
+from domain.webhooks import WebhookSpec
 from hookline.wiring import utcnow
 from store.readmodel import SQLViews
-from tests.apps import application, deliveries_to
+from tests.apps import UNREACHABLE, application, deliveries_to
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
-from workers.jobs import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, Busy, Jobs, embedded_share
+from workers.jobs import BUSY_WAIT, MAX_TRIES, PER_WEBHOOK, SLOT_HOLD, Busy, Jobs, embedded_share
 from workers.ratelimit import LocalRateLimiter
 from workers.sender import Sender
 
@@ -158,6 +162,87 @@ def test_a_delivery_that_cannot_be_prepared_fails_alone_and_its_batch_is_sent(tm
     assert outcomes == [None] * 10
     assert arrived == 10
     assert ended == [DeliveryStatus.SUCCEEDED] * 10
+
+
+def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_ends_failed(
+    tmp_path: Path,
+) -> None:
+    """An event nested one level less deep than the JSON encoder takes is accepted, but its envelope
+    (the body) is one level deeper: preparing the request raises. Each attempt records that, and the
+    delivery follows the retry schedule to FAILED instead of its job failing again and again."""
+    app = application(tmp_path, retry_schedule="0.1")
+    principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+    app.create_webhook(
+        principal, WebhookSpec("deep", ("job.event",), UNREACHABLE), active=True, allow_duplicate=True
+    )
+    app.read.catch_up()
+    deep: dict[str, object] = {}
+    for _ in range(253):
+        deep = {"a": deep}
+    [(event_id, _)] = app.publish_events(principal, [Publication("job.event", deep)])
+    [delivery_id] = app.fan_out(event_id)
+
+    async def attempts() -> list[float | None]:
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]  # never sends
+        outcomes = [await jobs.deliver(delivery_id)]
+        await asyncio.sleep(0.15)
+        return [*outcomes, await jobs.deliver(delivery_id)]
+
+    try:
+        with structlog.testing.capture_logs() as logged:
+            outcomes = asyncio.run(attempts())
+        delivery = cast(Delivery, app.repository.get(delivery_id))
+    finally:
+        app.close()
+    assert outcomes == [None, None]
+    assert [entry["delivery_id"] for entry in logged if entry["log_level"] == "warning"] == [
+        str(delivery_id)
+    ] * 2
+    assert delivery.status == DeliveryStatus.FAILED
+    assert [(a.number, a.status_code, a.error) for a in delivery.attempts] == [
+        (1, None, "the request could not be made: TypeError"),
+        (2, None, "the request could not be made: TypeError"),
+    ]
+
+
+def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    """Its job raises before there is a delivery to record the failure into: rerun by the queue and
+    queued again by every sweep, it is prepared MAX_TRIES times at most, and given up once, logged."""
+    app = application(tmp_path)
+    damaged = uuid4()
+    app.recorder.insert_events(
+        [StoredEvent(damaged, 1, get_topic(Delivery.Created), b"not what was written")]
+    )
+    prepared: list[UUID] = []
+    prepare = app.prepare_delivery
+
+    def counted(delivery_id: UUID, due: int | None = None) -> Prepared:
+        prepared.append(delivery_id)
+        return prepare(delivery_id, due)
+
+    async def runs(count: int) -> list[BaseException | float | None]:
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
+        outcomes: list[BaseException | float | None] = []
+        for _ in range(count):
+            try:
+                outcomes.append(await jobs.deliver(damaged))
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    app.prepare_delivery = counted  # type: ignore[method-assign]
+    try:
+        with structlog.testing.capture_logs() as logged:
+            outcomes = asyncio.run(runs(10))
+    finally:
+        app.close()
+    assert [type(o) for o in outcomes[: MAX_TRIES - 1]] == [MapperDeserialisationError] * (MAX_TRIES - 1)
+    assert outcomes[MAX_TRIES - 1 :] == [None] * (10 - MAX_TRIES + 1)
+    assert prepared == [damaged] * MAX_TRIES
+    given_up = [entry for entry in logged if "given up" in entry["event"]]
+    assert [(entry["id"], entry["tries"]) for entry in given_up] == [(str(damaged), MAX_TRIES)]
 
 
 def test_one_webhook_gets_at_most_half_of_serves_sends() -> None:

@@ -26,7 +26,7 @@ from tests.apps import UNREACHABLE, application, published_to
 from tests.support import redis_database
 from workers import arq_jobs
 from workers.arq_queue import DELIVER, FAN_OUT, FAN_OUT_BATCH, ArqQueue, deliver_job_id
-from workers.jobs import Jobs
+from workers.jobs import MAX_TRIES, Jobs
 from workers.ratelimit import LocalRateLimiter
 
 
@@ -97,6 +97,32 @@ def test_an_event_that_cannot_be_fanned_out_fails_its_job_after_the_others_are_d
     finally:
         app.close()
     assert [(e.fanned_out, len(e.webhook_ids)) for e in stored] == [(True, 1)] * 10
+
+
+def test_an_event_that_cannot_be_fanned_out_is_given_up_after_a_few_runs_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    """Queued again by every sweep (it is never marked fanned out), its job stops failing after
+    MAX_TRIES runs: given up in this process, instead of raising on every sweep for ever."""
+    app = application(tmp_path)
+    damaged = uuid4()
+    app.recorder.insert_events([StoredEvent(damaged, 1, get_topic(Event.Created), b"not what was written")])
+
+    async def runs(count: int) -> list[object]:
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
+        outcomes: list[object] = []
+        for _ in range(count):
+            try:
+                outcomes.append(await jobs.fan_out(damaged))
+            except Exception as error:
+                outcomes.append(type(error))
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(runs(6))
+    finally:
+        app.close()
+    assert outcomes == [MapperDeserialisationError] * (MAX_TRIES - 1) + [[]] * (6 - MAX_TRIES + 1)
 
 
 def test_jobs_submitted_from_other_threads_while_the_queue_flushes_all_reach_redis() -> None:

@@ -22,6 +22,9 @@ log = structlog.get_logger("hookline.queue")
 
 Job = tuple[str, UUID]
 MAX_BACKOFF = 60.0
+# A job failing this many times in a row is dropped: what the store still says is due, a sweep queues
+# again (a job's own error does not get this far: `Jobs` gives such a job up after a few runs).
+MAX_FAILURES = 10
 Handler = Callable[[str, UUID], Awaitable[float | None]]
 """Runs a job; returns a delay in seconds when the job must run again later (e.g. rate-limited)."""
 
@@ -52,6 +55,12 @@ class InProcessQueue:
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
         self._submit(("deliver", delivery_id), at)
+
+    def resume(self, delivery_id: UUID) -> None:
+        """Queues a delivery that waited for a slot to run next, before the jobs queued meanwhile
+        (from the loop's thread only): it takes the slot that just freed, instead of a later job
+        taking it and having to wait in turn."""
+        self._put(("deliver", delivery_id), 0.0, first=True)
 
     def _submit(self, job: Job, at: datetime | None) -> None:
         """Gathers submissions until the loop takes them: one wake-up of the loop for a whole batch
@@ -85,7 +94,7 @@ class InProcessQueue:
         assert self._loop is not None
         return self._loop.time()
 
-    def _put(self, job: Job, delay: float) -> None:
+    def _put(self, job: Job, delay: float, first: bool = False) -> None:
         when = self._now() + max(delay, 0.0)
         if job in self._running:
             self._after_run[job] = min(self._after_run.get(job, when), when)
@@ -94,13 +103,14 @@ class InProcessQueue:
             return
         self._due[job] = when
         if delay <= 0:
-            self._make_ready(job)
+            self._make_ready(job, first)
         else:
             heapq.heappush(self._heap, (when, next(self._sequence), job))
             self._timer_wake.set()
 
-    def _make_ready(self, job: Job) -> None:
-        self._ready.put_nowait((0 if job[0] == "deliver" else 1, next(self._sequence), job))
+    def _make_ready(self, job: Job, first: bool = False) -> None:
+        priority = -1 if first else 0 if job[0] == "deliver" else 1
+        self._ready.put_nowait((priority, next(self._sequence), job))
 
     async def _consume(self) -> None:
         while not self._closing:
@@ -119,8 +129,12 @@ class InProcessQueue:
             except Exception:
                 # The store may be failing (full, read-only): try again later, backing off.
                 failures = self._failures[job] = self._failures.get(job, 0) + 1
-                again = min(2.0**failures, MAX_BACKOFF)
-                log.exception("job failed; trying again", job=job[0], id=str(job[1]), in_seconds=again)
+                if failures < MAX_FAILURES:
+                    again = min(2.0**failures, MAX_BACKOFF)
+                    log.exception("job failed; trying again", job=job[0], id=str(job[1]), in_seconds=again)
+                else:
+                    del self._failures[job]
+                    log.exception("job failed; dropped", job=job[0], id=str(job[1]), failures=failures)
             finally:
                 self._running.discard(job)
                 self._busy.discard(task)

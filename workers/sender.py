@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import aiohttp
+import structlog
 from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver
 from yarl import URL
@@ -23,6 +25,11 @@ from domain.deliveries import MAX_RESPONSE_BODY, Attempt, cap_response_body
 from domain.masking import masked_url
 from domain.requests import OutgoingRequest
 from domain.targets import address_allowed, refusal
+
+log = structlog.get_logger("hookline.sender")
+
+MAX_DETAIL = 200  # characters of an exception's message kept in an attempt's error
+SHORTEST_SECRET = 4  # header values shorter than this are not looked for in a message
 
 
 class TargetRefused(OSError):
@@ -104,9 +111,16 @@ class Sender:
             refused = exc.os_error if isinstance(exc.os_error, TargetRefused) else None
             error = str(refused) if refused else f"could not connect: {exc.os_error.strerror or exc}"
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {_url_masked(str(exc), request.url)}"
+            error = f"{type(exc).__name__}: {without_secrets(str(exc), request)}"
         except TargetRefused as exc:
             error = str(exc)
+        except Exception as exc:  # e.g. aiohttp refusing a header value or a host name
+            # The attempt's error, which the retry schedule follows; raised, the job would rerun forever.
+            error = could_not_send(exc, request)
+            # (The webhook-id header is the delivery's id; a sendTest's is "test_...".)
+            log.warning(
+                "the request could not be made", delivery_id=request.headers.get("webhook-id"), error=error
+            )
         return Attempt(
             number=number,
             started_at=started_at,
@@ -116,6 +130,22 @@ class Sender:
             response_body=body,
             retry_after=retry_after,
         )
+
+
+def could_not_send(error: Exception, request: OutgoingRequest) -> str:
+    """An attempt's error for a request the HTTP client refused to make."""
+    return f"the request could not be made: {type(error).__name__}: {without_secrets(str(error), request)}"
+
+
+def without_secrets(message: str, request: OutgoingRequest) -> str:
+    """The first line of an exception's message, capped, with what of the request may be a secret
+    masked or cut out: the error is shown to every role. The URL stays, masked, to say where it went;
+    its raw query and the header values are cut out wherever else they appear."""
+    secrets = [urlsplit(request.url).query, *request.headers.values()]
+    detail = _url_masked(message.split("\n", 1)[0], request.url)
+    for secret in sorted((s for s in secrets if len(s) >= SHORTEST_SECRET), key=len, reverse=True):
+        detail = detail.replace(secret, "…")
+    return detail[:MAX_DETAIL]
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:

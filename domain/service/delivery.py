@@ -276,6 +276,23 @@ class DeliveryCommands(HooklineBase):
                 if fresh is not None and not fresh.finished:
                     self.record_attempt(fresh, replace(attempt, number=fresh.next_attempt_number))
 
+    def record_unmade_attempt(self, delivery_id: UUID, error: str) -> None:
+        """Records an attempt whose request could not even be made (preparing it raised) as a failed
+        attempt with that error, so that the delivery follows its retry schedule and ends, instead
+        of its job failing again and again."""
+        delivery = self._get(Delivery, delivery_id)
+        if delivery is None or delivery.finished:
+            return
+        attempt = Attempt(
+            number=delivery.next_attempt_number,
+            started_at=self.clock(),
+            duration_ms=0.0,
+            status_code=None,
+            error=error,
+            response_body=None,
+        )
+        self.record_attempt(delivery, attempt)
+
     def _plan_attempt(self, delivery: Delivery, attempt: Attempt) -> list[Aggregate]:
         next_attempt_at = (
             None
