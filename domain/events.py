@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import Problem
+from domain.nesting import too_deep
 
 MAX_EVENT_TYPE = 200
 MAX_IDEMPOTENCY_KEY = 200
@@ -43,6 +44,8 @@ def check_publication(event: Publication, max_payload_bytes: int, prefix: str = 
         except (TypeError, orjson.JSONEncodeError):
             problems.append(Problem(f"{prefix}payload", "must be plain JSON"))
         else:
+            if message := too_deep(event.payload):
+                problems.append(Problem(f"{prefix}payload", message))
             if size > max_payload_bytes:
                 problems.append(
                     Problem(f"{prefix}payload", f"is {size} bytes; at most {max_payload_bytes} are accepted")

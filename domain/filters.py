@@ -30,6 +30,7 @@ from typing import Any
 import re2
 
 from domain.errors import Problem
+from domain.nesting import too_deep
 
 OPERATORS = ("EQ", "NEQ", "IN", "NOT_IN", "CONTAINS", "EXISTS", "GT", "GTE", "LT", "LTE", "MATCHES")
 MAX_GROUPS = 20
@@ -86,6 +87,8 @@ def _condition_problems(condition: Condition, where: str) -> list[Problem]:
 def _values_problem(operator: str, values: list[Any]) -> str | None:
     if len(values) > MAX_VALUES:
         return f"must hold at most {MAX_VALUES} values"
+    if message := too_deep(values):
+        return message
     if operator in _ONE_VALUE and len(values) != 1:
         return f"{operator} takes exactly one value"
     if operator in _SOME_VALUES and not values:

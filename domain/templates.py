@@ -34,11 +34,10 @@ import orjson
 
 from domain import catalogue
 from domain.errors import Problem, RenderedBodyTooLarge
+from domain.nesting import too_deep
 
 FIELD = "payloadTemplate"
 ENVELOPE_VARIABLES = frozenset(catalogue.ENVELOPE_VARIABLES)
-# Deeper templates are refused: rendering walks them recursively, and orjson stops at 255 levels.
-MAX_DEPTH = 64
 # Far above any real template (a rich Slack message has a few dozen); each placeholder may repeat a
 # payload's largest value, so a template of tens of thousands of them only multiplies a payload.
 MAX_PLACEHOLDERS = 1000
@@ -116,8 +115,8 @@ def check_template(
             position = f"line {error.lineno}, column {error.colno}"
             problems.append(Problem(FIELD, f"is not valid JSON: {error.msg} at {position}"))
         else:
-            if _depth(parsed) > MAX_DEPTH:
-                problems.append(Problem(FIELD, f"must be nested at most {MAX_DEPTH} levels deep"))
+            if message := too_deep(parsed):  # rendering walks a template recursively
+                problems.append(Problem(FIELD, message))
             # From the parsed strings, so that a placeholder spelled with JSON escapes is seen too.
             texts = list(_strings(parsed))
     found = [match for text in texts for match in _PLACEHOLDER.finditer(text)]
@@ -146,19 +145,6 @@ def _strings(value: Any) -> Iterator[str]:
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-
-
-def _depth(value: Any) -> int:
-    """How many arrays and objects deep a parsed JSON document goes."""
-    deepest = 0
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, depth)
-            pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 # Compiled form: a template becomes a tree of nodes in which everything without a placeholder is

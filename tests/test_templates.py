@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import Problem, RenderedBodyTooLarge
+from domain.nesting import MAX_NESTING as MAX_DEPTH
 from domain.templates import (
-    MAX_DEPTH,
     MAX_PLACEHOLDERS,
     check_template,
     compile_template,
