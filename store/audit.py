@@ -6,6 +6,7 @@ at rest like the events they describe. `store.verification` recomputes the chain
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -135,7 +136,10 @@ class AuditTrail:
         return head
 
     def _seal(self, record: dict[str, Any]) -> bytes:
-        raw = orjson.dumps(record)
+        try:
+            raw = orjson.dumps(record)
+        except TypeError:  # past orjson's 255 levels: an event stored before payloads were limited
+            raw = json.dumps(record, ensure_ascii=False).encode("utf-8")
         return self.cipher.encrypt(raw) if self.cipher else raw
 
     def _open(self, sealed: bytes) -> dict[str, Any]:

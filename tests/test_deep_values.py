@@ -7,9 +7,14 @@ Through a real `hookline serve` (and, distributed, its workers) with a real rece
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from domain.events import Event
 from domain.nesting import MAX_NESTING
+from domain.roles import Role
+from hookline.wiring import utcnow
+from tests.apps import application
 from tests.queries import CREATE_WEBHOOK, PUBLISH, webhook_input
 from tests.support import Receiver, Server, wait_until
 
@@ -60,3 +65,20 @@ def test_a_filter_value_nested_253_levels_is_refused_naming_the_condition(
 
     assert refused.codes == ["BAD_USER_INPUT"], refused
     assert refused.fields == ["filters[0].conditions[0].values"]
+
+
+def test_an_event_stored_before_the_limit_does_not_stop_the_log_follower(tmp_path: Path) -> None:
+    """Payloads were refused only past orjson's own limit before: a store may hold one nested 253 levels,
+    which its audit record nests deeper still. The follower applies it and goes on."""
+    app = application(tmp_path)
+    try:
+        principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        app.save(Event(principal.organization_id, "deep.event", nested(253), utcnow(), None, principal.actor))
+        app.save(Event(principal.organization_id, "deep.event", {"n": 1}, utcnow(), None, principal.actor))
+
+        app.read.catch_up()
+
+        assert app.read.position == app.recorder.max_notification_id()
+        assert app.read.verify_audit(principal.organization_id).valid
+    finally:
+        app.close()

@@ -23,7 +23,7 @@ from eventsourcing.utils import get_topic
 
 from domain.application import Hookline
 from domain.deliveries import Delivery, DeliveryStatus
-from domain.events import Publication
+from domain.events import Event
 from domain.roles import Role
 from domain.service.base import Prepared
 from domain.webhooks import WebhookSpec
@@ -167,9 +167,10 @@ def test_a_delivery_that_cannot_be_prepared_fails_alone_and_its_batch_is_sent(tm
 def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_ends_failed(
     tmp_path: Path,
 ) -> None:
-    """An event nested one level less deep than the JSON encoder takes is accepted, but its envelope
-    (the body) is one level deeper: preparing the request raises. Each attempt records that, and the
-    delivery follows the retry schedule to FAILED instead of its job failing again and again."""
+    """An event stored before payloads were limited to MAX_NESTING levels, nested one level less deep
+    than the JSON encoder takes: its envelope (the body) is one level deeper, so preparing the request
+    raises. Each attempt records that, and the delivery follows the retry schedule to FAILED instead of
+    its job failing again and again."""
     app = application(tmp_path, retry_schedule="0.1")
     principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
     app.create_webhook(
@@ -179,8 +180,10 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
     deep: dict[str, object] = {}
     for _ in range(253):
         deep = {"a": deep}
-    [(event_id, _)] = app.publish_events(principal, [Publication("job.event", deep)])
-    [delivery_id] = app.fan_out(event_id)
+    # Saved as it was before the limit: publishing refuses it now.
+    stored = Event(principal.organization_id, "job.event", deep, utcnow(), None, principal.actor)
+    app.save(stored)
+    [delivery_id] = app.fan_out(stored.id)
 
     async def attempts() -> list[float | None]:
         jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]  # never sends
