@@ -61,6 +61,17 @@ def test_schema_graphql_is_generated_from_the_code() -> None:
     assert committed == build_hookline_schema().as_str() + "\n", "run 'make schema'"
 
 
+MAX_CONSOLE_MODULE_LINES = 400
+
+
+def test_no_console_module_is_longer_than_400_lines() -> None:
+    """Each of the console's modules (plain ES modules, no build step) can be read in one sitting."""
+    modules = sorted((ROOT / "gateway" / "console").glob("*.js"))
+    lines = {path.name: len(path.read_text().splitlines()) for path in modules}
+    assert modules
+    assert {name: n for name, n in lines.items() if n > MAX_CONSOLE_MODULE_LINES} == {}
+
+
 def contract_schema() -> GraphQLSchema:
     text = CONTRACT.read_text()
     sdl = "\n".join(re.findall(r"```graphql\n(.*?)```", text, flags=re.S))
