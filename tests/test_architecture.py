@@ -56,6 +56,13 @@ def test_gateway_and_workers_do_not_import_each_other(layer: str, other: str) ->
         assert other not in imported_modules(path), path
 
 
+@pytest.mark.parametrize("layer", ["bench", "harness"])
+def test_benchmarks_and_the_harness_do_not_import_the_test_suite(layer: str) -> None:
+    """What tests and benchmarks share lives in harness/, so that bench/ runs without tests/."""
+    for path in (ROOT / layer).rglob("*.py"):
+        assert "tests" not in imported_modules(path), path
+
+
 def test_schema_graphql_is_generated_from_the_code() -> None:
     committed = (ROOT / "schema.graphql").read_text()
     assert committed == build_hookline_schema().as_str() + "\n", "run 'make schema'"
