@@ -120,3 +120,62 @@ def test_every_contract_name_we_serve_has_the_contract_type() -> None:
                     assert _default(ours_field.args[arg_name]) == _default(arg), f"{where}({arg_name})"
             compared += 1
     assert compared > 50
+
+
+RESOLVER_DECORATORS = {"field", "mutation", "subscription"}
+MAX_RESOLVER_LINES = 15
+# How a resolver reaches the application: as the caller, in the thread pool (gateway/context.py).
+APPLICATION_CALLS = {"run", "run_with_caller", "publish"}
+
+
+def resolvers(path: Path) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions decorated `strawberry.field`, `strawberry.mutation` or `strawberry.subscription`."""
+
+    def is_resolver_decorator(node: ast.expr) -> bool:
+        target = node.func if isinstance(node, ast.Call) else node
+        return (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "strawberry"
+            and target.attr in RESOLVER_DECORATORS
+        )
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(is_resolver_decorator(d) for d in node.decorator_list)
+    ]
+
+
+GATEWAY_MODULES = sorted((ROOT / "gateway").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", GATEWAY_MODULES, ids=lambda p: p.name)
+def test_no_resolver_body_is_longer_than_15_lines(path: Path) -> None:
+    long = {
+        r.name: lines
+        for r in resolvers(path)
+        if (lines := (r.end_lineno or r.lineno) - r.body[0].lineno + 1) > MAX_RESOLVER_LINES
+    }
+    assert long == {}, "parse, authorise, call one application method, map: the rest is the domain's"
+
+
+@pytest.mark.parametrize("path", GATEWAY_MODULES, ids=lambda p: p.name)
+def test_resolvers_call_the_application_once_and_only_through_the_context(path: Path) -> None:
+    for resolver in resolvers(path):
+        names = {n.attr for n in ast.walk(resolver) if isinstance(n, ast.Attribute)}
+        assert names.isdisjoint({"app", "to_thread"}), resolver.name
+        calls = [
+            n
+            for n in ast.walk(resolver)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in APPLICATION_CALLS
+        ]
+        assert len(calls) <= 1, resolver.name
+
+
+def test_the_gateway_has_resolvers_to_check() -> None:
+    assert sum(len(resolvers(path)) for path in GATEWAY_MODULES) > 20
