@@ -44,9 +44,9 @@ def put_back(ctx: dict[str, Any], outcome: Later | Busy) -> Retry:
     it was first queued, then twice that, four times... (never later than that from now).
 
     arq orders jobs by when they may run: a job put back `wait` from now goes behind every job queued
-    until then, which during a burst is the whole backlog (its delivery, one of the first, came seconds
-    after the last one). Near its first place it runs again soon after the jobs queued with it; one
-    whose webhook stays busy moves back further each time, so it never holds the head of the queue."""
+    until then, which during a burst is the whole backlog, so one of the first deliveries would arrive
+    after the last. Near its first place it runs again soon after the jobs queued with it; one whose
+    webhook stays busy moves back further each time, so it never holds the head of the queue."""
     wait = outcome.seconds
     if isinstance(outcome, Later):
         return Retry(defer=wait)
