@@ -12,7 +12,7 @@ import aiohttp
 
 from bench.deployment import Deployment
 from bench.options import Options
-from bench.processes import cpu_seconds, cpu_until_quiet, postgres_backends
+from bench.processes import cpu_seconds, cpu_until_quiet, postgres_backends, wait_idle
 from bench.publisher import Published, Publisher
 from bench.receiver import ReceiverProcess, first_arrivals
 from bench.report import cpu_per_delivery, ms, percentile_ms, progress
@@ -55,6 +55,9 @@ async def measure(
         warmup_s = round(time.monotonic() - warm_started, 2)
         progress(f"warm-up: {warmup_events} events, {warm_expected} arrived in {warmup_s} s")
 
+        # The warm-up's trailing work (fan-out, the follower's projections) is neither timed nor
+        # counted in what the measured events add to the store.
+        wait_idle(list(deployment.pids.values()))
         store_before = deployment.footprint(at_rest=False)
         run = f"run-{uuid.uuid4().hex[:8]}"
         events, expected = options.total_events, options.expected
