@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from bench.footprint import postgres_footprint, sqlite_footprint
 from bench.options import Options
 from bench.processes import connected_to
 from bench.publisher import EVENT_TYPE
@@ -22,6 +24,7 @@ from harness.server import Server, server_env
 from harness.services import RedisServer, postgres_database
 
 SECRET_KEY = "hookline-e2e-bench-not-a-secret"  # noqa: S105 - the store is thrown away
+SQLITE_STORE = Path("var/hookline.sqlite3")  # HOOKLINE_DATABASE_URL's default, in serve's directory
 CREATE_WEBHOOK = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { id } }"
 
 
@@ -40,6 +43,16 @@ class Deployment:
         for n, worker in enumerate(self.server.worker_processes):
             pids[f"worker-{n}"] = worker.pid
         return pids
+
+    def stop(self) -> None:
+        """Serve and the workers, so that the store is read at rest."""
+        self.server.stop()
+
+    def footprint(self, at_rest: bool) -> dict[str, Any]:
+        """What the store holds (bench.footprint); `at_rest`: serve and the workers have stopped."""
+        if self.database_url:
+            return postgres_footprint(self.database_url)
+        return sqlite_footprint(self.server.directory / SQLITE_STORE, at_rest)
 
 
 @contextmanager

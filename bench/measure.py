@@ -12,8 +12,8 @@ import aiohttp
 
 from bench.deployment import Deployment
 from bench.options import Options
-from bench.processes import cpu_seconds, postgres_backends
-from bench.publisher import Publisher
+from bench.processes import cpu_seconds, cpu_until_quiet, postgres_backends, wait_idle
+from bench.publisher import Published, Publisher
 from bench.receiver import ReceiverProcess, first_arrivals
 from bench.report import cpu_per_delivery, ms, percentile_ms, progress
 
@@ -25,28 +25,40 @@ STATUS_COUNTS = (
 SETTLE_SECONDS = 30.0
 
 
-async def measure(options: Options, receiver: ReceiverProcess, deployment: Deployment) -> dict[str, Any]:
+async def measure(
+    options: Options, receiver: ReceiverProcess, deployment: Deployment
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's figures, and the store's footprint before its measured events."""
     server = deployment.server
-    connector = aiohttp.TCPConnector(limit=options.concurrency + 4)
+    connector = aiohttp.TCPConnector(limit=options.in_flight_requests + 4)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         publisher = Publisher(session, server.url, deployment.publisher)
 
-        # Warm-up: connections, caches, the first fan-out; waited for, and not counted.
+        # Warm-up: connections, caches, the first fan-out; waited for, and not counted. One event a
+        # request opens every connection the run keeps alive and caches publishEvent's document.
         warmup = f"warmup-{uuid.uuid4().hex[:8]}"
         warm_started = time.monotonic()
-        checked = await publisher.saturated(warmup, WARMUP_EVENTS, WARMUP_EVENTS, 1)
+        if options.publishing == "batches":
+            warmup_events = WARMUP_EVENTS
+            checked = await publisher.saturated(warmup, warmup_events, warmup_events, 1)
+        else:
+            warmup_events = max(WARMUP_EVENTS, options.in_flight_requests)
+            checked = await publisher.per_request(warmup, warmup_events, options.in_flight_requests)
         if checked.errors:
             raise RuntimeError(f"warm-up publish failed: {checked.first_error}")
         warm_deadline = time.monotonic() + 60
-        warm = await receiver.wait_for(
-            session, warmup, WARMUP_EVENTS * options.webhooks, lambda: warm_deadline
-        )
-        if warm < WARMUP_EVENTS * options.webhooks:
-            raise RuntimeError(f"warm-up: {warm}/{WARMUP_EVENTS * options.webhooks} arrived within 60 s")
+        warm_expected = warmup_events * options.webhooks
+        warm = await receiver.wait_for(session, warmup, warm_expected, lambda: warm_deadline)
+        if warm < warm_expected:
+            raise RuntimeError(f"warm-up: {warm}/{warm_expected} arrived within 60 s")
         warmup_s = round(time.monotonic() - warm_started, 2)
-        progress(f"warm-up: {WARMUP_EVENTS} events arrived in {warmup_s} s")
+        progress(f"warm-up: {warmup_events} events, {warm_expected} arrived in {warmup_s} s")
 
+        # The warm-up's trailing work (fan-out, the follower's projections) is neither timed nor
+        # counted in what the measured events add to the store.
+        wait_idle(list(deployment.pids.values()))
+        store_before = deployment.footprint(at_rest=False)
         run = f"run-{uuid.uuid4().hex[:8]}"
         events, expected = options.total_events, options.expected
         pids = {**deployment.pids, "receiver": receiver.pid, **deployment.service_pids}
@@ -54,19 +66,15 @@ async def measure(options: Options, receiver: ReceiverProcess, deployment: Deplo
             pids.update({f"postgres-{pid}": pid for pid in postgres_backends(deployment.database_url)})
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         bench_before = time.process_time()
-        if options.rate > 0:
-            progress(
-                f"{run}: publishing {events} events at {options.rate:g}/s, {expected} deliveries expected"
-            )
-            published = await publisher.fixed_rate(run, events, options.rate, options.concurrency)
-        else:
-            progress(f"{run}: publishing {events} events, {expected} deliveries expected")
-            published = await publisher.saturated(run, events, options.batch, options.concurrency)
+        progress(f"{run}: publishing {events} events ({options.publishing}), {expected} deliveries expected")
+        published = await publish(options, publisher, run)
+        serve_published = cpu_seconds(pids["serve"])
         progress(f"{run}: published in {published.finished - published.started:.1f} s; waiting for arrivals")
         deadline = time.monotonic() + options.timeout
         await receiver.wait_for(session, run, expected, lambda: deadline)
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
         bench_cpu = time.process_time() - bench_before
+        serve_quiet = cpu_until_quiet(pids["serve"])
         records = await receiver.results(session, run)
 
     first = first_arrivals(records)
@@ -83,7 +91,8 @@ async def measure(options: Options, receiver: ReceiverProcess, deployment: Deplo
         if after is not None and (before := cpu_before[name]) is not None:
             used[name.split("-")[0] if name.startswith("postgres-") else name] += after - before
     cpu = {name: round(seconds, 2) for name, seconds in used.items()}
-    return {
+    serve_before = cpu_before["serve"]
+    figures = {
         "deliveries_expected": expected,
         "deliveries": arrived,
         "duplicates": len(records) - arrived,
@@ -104,10 +113,32 @@ async def measure(options: Options, receiver: ReceiverProcess, deployment: Deplo
         "latency_max_ms": ms(latencies[-1] if latencies else None),
         "cpu_s": {**cpu, "bench": round(bench_cpu, 2)},
         "cpu_ms_per_delivery": cpu_per_delivery(cpu, arrived),
+        "serve_cpu_ms_per_delivery": cpu_per_delivery({"serve": used["serve"]}, arrived),
+        "serve_cpu_ms_per_event": ms_per(serve_before, serve_published, events),
+        "serve_cpu_ms_per_event_until_quiet": ms_per(serve_before, serve_quiet, events),
         "delivery_statuses": statuses,
         "settled_s": settled,
         "warmup_s": warmup_s,
+        "warmup_events": warmup_events,
     }
+    return figures, store_before
+
+
+async def publish(options: Options, publisher: Publisher, run: str) -> Published:
+    """The measured events, published as the options say."""
+    events = options.total_events
+    if options.publishing == "fixed-rate":
+        return await publisher.fixed_rate(run, events, options.rate, options.concurrency)
+    if options.publishing == "per-request":
+        return await publisher.per_request(run, events, options.in_flight)
+    return await publisher.saturated(run, events, options.batch, options.concurrency)
+
+
+def ms_per(before: float | None, after: float | None, count: int) -> float | None:
+    """CPU milliseconds per item between two readings of a process's CPU seconds."""
+    if before is None or after is None or not count:
+        return None
+    return round((after - before) * 1000 / count, 3)
 
 
 def delivery_statuses(

@@ -10,7 +10,7 @@ class Options:
     mode: str = "embedded"  # or "distributed"
     workers: int = 1  # distributed only
     events: int = 3000  # ignored at a fixed rate: rate x duration
-    webhooks: int = 1
+    webhooks: int = 1  # 0: publishing only, nothing delivered
     batch: int = 100
     concurrency: int = 8  # publish requests in flight
     rate: float = 0.0  # events/s; 0 = saturated
@@ -19,6 +19,8 @@ class Options:
     delivery_concurrency: int = 64  # HOOKLINE_DELIVERY_CONCURRENCY, and the raw client's requests in flight
     keep: bool = False  # keep the server's directory (logs, SQLite store)
     redis_url: str | None = None  # distributed: None = a private redis-server for the run
+    per_request: bool = False  # saturated, one event per publishEvent request instead of batches
+    in_flight: int = 32  # --per-request: requests in flight
 
     @property
     def total_events(self) -> int:
@@ -27,3 +29,15 @@ class Options:
     @property
     def expected(self) -> int:
         return self.total_events * self.webhooks
+
+    @property
+    def publishing(self) -> str:
+        """How the run publishes: "batches", "per-request" (saturated) or "fixed-rate"."""
+        if self.rate > 0:
+            return "fixed-rate"
+        return "per-request" if self.per_request else "batches"
+
+    @property
+    def in_flight_requests(self) -> int:
+        """Publish requests in flight at most."""
+        return self.in_flight if self.publishing == "per-request" else self.concurrency

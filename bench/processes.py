@@ -48,6 +48,22 @@ def wait_idle(pids: Sequence[int], timeout: float = 30.0, window: float = 0.5, b
     progress(f"processes still busy after {timeout} s; measuring anyway")
 
 
+def cpu_until_quiet(pid: int, timeout: float = 20.0, window: float = 0.25) -> float | None:
+    """The process's CPU seconds once it has gone quiet (at most one clock tick over `window` s; that
+    window not counted): the work a run left behind, e.g. the log follower's, counted too."""
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while before is not None and time.monotonic() < deadline:
+        time.sleep(window)
+        after = cpu_seconds(pid)
+        if after is None or after - before <= tick + 1e-9:
+            return before
+        before = after
+    progress(f"process {pid} still busy after {timeout} s")
+    return before
+
+
 def connected_to(pid: int, port: int) -> bool:
     """Whether the process has an established TCP connection to `port`."""
     inodes = set()

@@ -1,5 +1,6 @@
 """What the benchmarks publish, and how: 1 KiB payloads that carry their own send time, the envelope
-Hookline sends for them, and a GraphQL client that publishes saturated or at a fixed rate."""
+Hookline sends for them, and a GraphQL client that publishes saturated (in batches, or one event a
+request) or at a fixed rate."""
 
 from __future__ import annotations
 
@@ -102,6 +103,20 @@ class Publisher:
                 await self.post(PUBLISH_MANY, {"input": inputs}, count, published)
 
         await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return published
+
+    async def per_request(self, run: str, events: int, in_flight: int) -> Published:
+        """`publishEvent`, one event a request, `in_flight` requests in flight (each loop keeps its
+        keep-alive connection), as a source system that sends each event as it happens."""
+        published = Published(started=time.time())
+        sequence = iter(range(events))
+
+        async def loop() -> None:
+            for seq in sequence:
+                data = payload(seq, run, time.time())
+                await self.post(PUBLISH_ONE, {"input": {"type": EVENT_TYPE, "payload": data}}, 1, published)
+
+        await asyncio.gather(*(loop() for _ in range(min(in_flight, events))))
         return published
 
     async def fixed_rate(self, run: str, events: int, rate: float, concurrency: int) -> Published:

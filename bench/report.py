@@ -25,6 +25,9 @@ TARGET_FIXED_P99_MS = 250.0
 TARGET_SERVE_RSS_MB = 300.0
 TARGET_RSS_AFTER_DELIVERIES = 100_000
 TARGET_SPEEDUP = 1.6
+TARGET_PER_REQUEST_SERVE_CPU_MS = 0.45  # a published event's, one a request, nothing delivered
+TARGET_PER_REQUEST_RATIO = 0.15
+TARGET_SQLITE_BYTES_PER_DELIVERY = 2500.0
 
 
 def progress(message: str) -> None:
@@ -56,14 +59,24 @@ def targets(result: dict[str, Any], options: Options) -> dict[str, bool]:
     """{"name": met} for the targets that apply to the run (bench.e2e's docstring lists them)."""
     met: dict[str, bool] = {}
     per_s, ratio = result.get("deliveries_per_s") or 0.0, result.get("ratio") or 0.0
-    if options.rate <= 0 and options.webhooks == 1:
+    if options.publishing == "per-request" and options.webhooks == 0:
+        cpu = result.get("serve_cpu_ms_per_event")
+        name = f"serve_cpu_ms_per_event<={TARGET_PER_REQUEST_SERVE_CPU_MS:g}"
+        met[name] = cpu is not None and cpu <= TARGET_PER_REQUEST_SERVE_CPU_MS
+    elif options.publishing == "per-request" and options.webhooks == 1:
+        met[f"ratio>={TARGET_PER_REQUEST_RATIO:g}"] = ratio >= TARGET_PER_REQUEST_RATIO
+    elif options.publishing == "batches" and options.webhooks == 1:
         met[f"deliveries_per_s>={TARGET_SATURATED_PER_S:g}"] = per_s >= TARGET_SATURATED_PER_S
         met[f"ratio>={TARGET_RATIO_ONE:g}"] = ratio >= TARGET_RATIO_ONE
-    elif options.rate <= 0:
+    elif options.publishing == "batches" and options.webhooks > 1:
         met[f"ratio>={TARGET_RATIO_FAN_OUT:g}"] = ratio >= TARGET_RATIO_FAN_OUT
-    else:
+    elif options.publishing == "fixed-rate" and options.webhooks:
         p99 = result.get("latency_p99_ms")
         met[f"latency_p99_ms<{TARGET_FIXED_P99_MS:g}"] = p99 is not None and p99 < TARGET_FIXED_P99_MS
+    stored = result.get("bytes_per_delivery")
+    if options.webhooks == 1 and result["store"]["engine"] == "sqlite":
+        name = f"bytes_per_delivery<={TARGET_SQLITE_BYTES_PER_DELIVERY:g}"
+        met[name] = stored is not None and stored <= TARGET_SQLITE_BYTES_PER_DELIVERY
     serve_rss = result["peak_rss_mb"].get("serve")
     if result["deliveries"] >= TARGET_RSS_AFTER_DELIVERIES:
         met[f"serve_peak_rss_mb<{TARGET_SERVE_RSS_MB:g}"] = (

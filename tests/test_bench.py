@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,8 +22,10 @@ KEYS = {
     "workers",
     "events",
     "webhooks",
+    "publishing",
     "batch",
     "concurrency",
+    "in_flight",
     "rate",
     "delivery_concurrency",
     "deliveries_expected",
@@ -51,10 +54,17 @@ KEYS = {
     "peak_rss_mb",
     "cpu_s",
     "cpu_ms_per_delivery",
+    "serve_cpu_ms_per_delivery",
+    "serve_cpu_ms_per_event",
+    "serve_cpu_ms_per_event_until_quiet",
     "processes_alive_at_end",
     "delivery_statuses",
     "settled_s",
     "warmup_s",
+    "warmup_events",
+    "bytes_per_delivery",
+    "bytes_per_event",
+    "store",
     "log_errors",
     "first_log_error",
     "targets",
@@ -83,6 +93,12 @@ def receiver() -> Iterator[ReceiverProcess]:
         ),
         # 50 events at 50/s, each to 3 webhooks: the fixed-rate path (publishEvent) and fan-out at once
         pytest.param(Options(webhooks=3, rate=50, duration=1, timeout=60), id="embedded-fan-out-fixed-rate"),
+        # one event a publishEvent request, saturated, 32 in flight
+        pytest.param(Options(events=300, per_request=True, timeout=60), id="embedded-per-request"),
+        pytest.param(
+            Options(mode="distributed", workers=1, events=200, per_request=True, timeout=60),
+            id="distributed-per-request",
+        ),
     ],
 )
 def test_every_expected_delivery_arrives(options: Options, receiver: ReceiverProcess) -> None:
@@ -107,6 +123,57 @@ def test_every_expected_delivery_arrives(options: Options, receiver: ReceiverPro
     assert set(result["peak_rss_mb"]) == {"serve", *workers}
     assert all(mb > 0 for mb in result["peak_rss_mb"].values())
     assert result["server_dir"] is None  # cleaned up: nothing went wrong
+    # (100 events in batches take serve about one 10 ms clock tick to publish: 0 can be read)
+    assert result["serve_cpu_ms_per_event"] > 0 or options.publishing == "batches"
+    assert result["serve_cpu_ms_per_event_until_quiet"] >= result["serve_cpu_ms_per_event"] >= 0
+    assert result["serve_cpu_ms_per_delivery"] > 0
+    assert_the_store_is_measured(result, options)
+
+
+def test_publishing_one_event_a_request_to_no_webhook_measures_serve_alone(
+    receiver: ReceiverProcess,
+) -> None:
+    options = Options(events=300, webhooks=0, per_request=True, in_flight=16, timeout=60)
+
+    result = run_benchmark(options, receiver)
+
+    assert result.keys() >= KEYS, KEYS - result.keys()
+    assert json.loads(json.dumps(result)) == result
+    assert (result["publishing"], result["in_flight"], result["batch"]) == ("per-request", 16, None)
+    assert result["publish_errors"] == 0, result["first_publish_error"]
+    assert result["publishes_per_s"] > 0
+    assert result["deliveries_expected"] == result["deliveries"] == result["raw_requests"] == 0
+    assert result["complete"] is True
+    assert result["deliveries_per_s"] is result["ratio"] is result["raw_per_s"] is None
+    assert result["serve_cpu_ms_per_event"] > 0
+    assert result["serve_cpu_ms_per_delivery"] is None
+    assert result["log_errors"] == dict.fromkeys(result["log_errors"], 0), result["first_log_error"]
+    assert set(result["targets"]) == {"serve_cpu_ms_per_event<=0.45"}
+    assert_the_store_is_measured(result, options)
+    assert result["bytes_per_delivery"] is None
+
+
+def assert_the_store_is_measured(result: dict[str, Any], options: Options) -> None:
+    """The store's size after the run, in all and by table, per delivery and per event."""
+    store = result["store"]
+    stored_events = result["warmup_events"] + options.total_events
+    assert (store["events_stored"], store["deliveries_stored"]) == (
+        stored_events,
+        stored_events * options.webhooks,
+    )
+    assert store["engine"] == ("postgresql" if options.mode == "distributed" else "sqlite")
+    assert 0 < store["bytes_in_use"] <= store["bytes"]
+    tables = store["tables"]
+    assert sum(t["bytes"] for t in tables.values()) == store["bytes_in_use"]
+    assert list(tables) == sorted(tables, key=lambda name: -tables[name]["bytes"])
+    # every measured event was stored (in a table that grew by a row an event at least)
+    assert max(t["added_rows"] or 0 for t in tables.values()) >= options.total_events
+    assert 0 < store["added_bytes"] <= store["bytes_in_use"]
+    assert result["bytes_per_event"] == store["bytes_per_event"] == round(store["bytes"] / stored_events, 1)
+    assert store["added_bytes_per_event"] == round(store["added_bytes"] / options.total_events, 1)
+    if options.webhooks:
+        per_delivery = round(store["bytes"] / (stored_events * options.webhooks), 1)
+        assert result["bytes_per_delivery"] == store["bytes_per_delivery"] == per_delivery
 
 
 def test_payloads_are_one_kibibyte_of_json() -> None:
@@ -118,7 +185,17 @@ def test_payloads_are_one_kibibyte_of_json() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--batch", "501"], ["--batch", "0"], ["--events", "0"], ["--rate", "-1"], ["--mode", "cluster"]],
+    [
+        ["--batch", "501"],
+        ["--batch", "0"],
+        ["--events", "0"],
+        ["--rate", "-1"],
+        ["--mode", "cluster"],
+        ["--webhooks", "-1"],
+        ["--per-request", "--in-flight", "0"],
+        ["--per-request", "--rate", "10"],
+        ["--compare-workers", "--webhooks", "0"],
+    ],
 )
 def test_bad_options_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
