@@ -29,17 +29,14 @@ from domain.roles import Role
 from domain.service.base import PreparedDelivery
 from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
-from hookline.wiring import build_application
-from store.readmodel import SQLViews
+from hookline.wiring import open_application
 
 T = TypeVar("T")
 
 
 def run(events: int, webhooks: int, batch: int, directory: Path) -> dict[str, Any]:
     settings = Settings(database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True)
-    app = build_application(settings)
-    views = app.views
-    assert isinstance(views, SQLViews)
+    app, views = (opened := open_application(settings)).app, opened.views
     app.saved_listeners.append(views.recorded)  # as `serve` does: its follower takes what it saved
     spent: dict[str, float] = {}
 

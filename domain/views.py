@@ -29,11 +29,13 @@ class Page(Generic[T]):
     has_next: bool = False
 
 
-class Views(Protocol):
-    """Lists and lookups answered from projections of the store, never by loading aggregates one by one."""
-
+class Following(Protocol):
     def catch_up(self) -> None:
         """Apply everything recorded so far (read-your-writes for the caller that just wrote)."""
+
+
+class Views(Following, Protocol):
+    """Lists and lookups answered from projections of the store, never by loading aggregates one by one."""
 
     def states(self, ids: Iterable[UUID]) -> Mapping[UUID, object]:
         """Projected states by id, as they stand now; not to be changed in place."""

@@ -46,7 +46,8 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run an arq worker that fans out and delivers (needs HOOKLINE_REDIS_URL)."""
-    from hookline.wiring import supervise_worker, worker_settings
+    from hookline.runtime import supervise_worker
+    from hookline.wiring import worker_settings
     from workers.arq_worker import ClaimingWorker
 
     settings = Settings()
@@ -87,13 +88,13 @@ def audit_export(
 ) -> None:
     """Write the audit trail as JSON Lines, one record per line, oldest first."""
     from domain.ids import organization_id
-    from hookline.wiring import build_application
+    from hookline.wiring import open_application
 
     settings = Settings()
     logs.configure("warning")
-    application = build_application(settings)
+    opened = open_application(settings)
+    application, views = opened.app, opened.views
     try:
-        views = application.read
         views.catch_up()
         only = None
         if org is not None:

@@ -10,10 +10,9 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
-from domain.application import Hookline
 from domain.audit import Verification
 from domain.credentials import Credential
 from domain.deliveries import Delivery, DeliveryStatus, DeliveryUpdate
@@ -68,7 +67,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 class ReadModelQueries:
     """Queries over the tables that `SQLViews` keeps; mixed into it."""
 
-    app: Hookline
+    mapper: Mapper[UUID]
     db: Database
     audit: AuditTrail
     verifier: ChainVerifier
@@ -77,7 +76,7 @@ class ReadModelQueries:
     position: int
 
     def _restore(self, aggregate_id: UUID, row: Sequence[Any]) -> Aggregate:
-        snapshot = self.app.mapper.to_domain_event(
+        snapshot = self.mapper.to_domain_event(
             StoredEvent(originator_id=aggregate_id, originator_version=row[0], topic=row[1], state=row[2])
         )
         return cast(Aggregate, cast(Snapshot, snapshot).mutate(None))
@@ -129,7 +128,7 @@ class ReadModelQueries:
         )
         rows = c.fetchall()
         found: dict[UUID, Aggregate] = {}
-        to_domain_event = self.app.mapper.to_domain_event
+        to_domain_event = self.mapper.to_domain_event
         for originator_id, version, topic, state in rows:
             aggregate_id = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
             event = cast(

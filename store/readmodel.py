@@ -20,9 +20,8 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, Snapshot
-from eventsourcing.persistence import Notification, Recording
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 
-from domain.application import Hookline
 from domain.credentials import Credential
 from domain.deliveries import Delivery, DeliveryUpdate
 from domain.event_types import EventType
@@ -145,15 +144,18 @@ class SQLViews(ReadModelQueries):
     process's listeners still see every notification once, in order (`observe`).
     """
 
-    def __init__(self, app: Hookline, verify_reuse_seconds: float = 2.0) -> None:
-        self.app = app
-        self.db = database_of(app.recorder)
+    def __init__(
+        self, recorder: ApplicationRecorder, mapper: Mapper[UUID], verify_reuse_seconds: float = 2.0
+    ) -> None:
+        self.recorder = recorder
+        self.mapper = mapper
+        self.db = database_of(recorder)
         self.lock = threading.RLock()
         self.listeners: list[Listener] = []
         self.cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self.webhook_versions: dict[tuple[str, int], Webhook] = {}
-        self.audit = AuditTrail(app.mapper)
-        self.verifier = ChainVerifier(self.db, app.mapper, verify_reuse_seconds)
+        self.audit = AuditTrail(mapper)
+        self.verifier = ChainVerifier(self.db, mapper, verify_reuse_seconds)
         with self.db.transaction(commit=True) as c:
             self.db.serialize(c)  # processes starting together create the tables one at a time
             c.execute("CREATE TABLE IF NOT EXISTS hl_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -218,7 +220,7 @@ class SQLViews(ReadModelQueries):
 
     def _pull(self) -> int:
         """Apply the next batch of notifications; returns how many there were."""
-        notifications = self.app.recorder.select_notifications(
+        notifications = self.recorder.select_notifications(
             start=self.position, limit=BATCH, inclusive_of_start=False
         )
         if not notifications:
@@ -265,7 +267,7 @@ class SQLViews(ReadModelQueries):
                 self._tell(batch)
         else:
             while self.observed < self.position:
-                notifications = self.app.recorder.select_notifications(
+                notifications = self.recorder.select_notifications(
                     start=self.observed, limit=BATCH, stop=self.position, inclusive_of_start=False
                 )
                 if not notifications:
@@ -299,7 +301,7 @@ class SQLViews(ReadModelQueries):
         return found
 
     def _decode(self, notification: Notification) -> DomainEventProtocol[UUID]:
-        return self.app.mapper.to_domain_event(notification)
+        return self.mapper.to_domain_event(notification)
 
     def _apply(self, c: Any, seq: int, domain_event: DomainEventProtocol[UUID], batch: _Batch) -> None:
         """Moves a projected aggregate's state on by one event (written once per batch, in `_write`)."""
@@ -348,7 +350,7 @@ class SQLViews(ReadModelQueries):
             # event store: a snapshot would store its payload, or each attempt so far, once more
             # (a delivery's snapshot grew with each attempt, and was written after each).
             if not isinstance(aggregate, UNKEPT):
-                stored = self.app.mapper.to_stored_event(Snapshot.take(aggregate))
+                stored = self.mapper.to_stored_event(Snapshot.take(aggregate))
                 states.append((aggregate_id.hex, aggregate.version, stored.topic, stored.state))
             created = batch.created.get(aggregate_id)
             seq = created or 0  # an existing row keeps its creation position

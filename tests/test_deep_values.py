@@ -76,9 +76,9 @@ def test_an_event_stored_before_the_limit_does_not_stop_the_log_follower(tmp_pat
         app.save(Event(principal.organization_id, "deep.event", nested(253), utcnow(), None, principal.actor))
         app.save(Event(principal.organization_id, "deep.event", {"n": 1}, utcnow(), None, principal.actor))
 
-        app.read.catch_up()
+        app.views.catch_up()
 
-        assert app.read.position == app.recorder.max_notification_id()
-        assert app.read.verify_audit(principal.organization_id).valid
+        assert app.views.position == app.recorder.max_notification_id()
+        assert app.views.verify_audit(principal.organization_id).valid
     finally:
         app.close()

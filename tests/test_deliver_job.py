@@ -28,8 +28,7 @@ from domain.roles import Role
 from domain.service.base import Prepared
 from domain.webhooks import WebhookSpec
 from hookline.wiring import utcnow
-from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, application, deliveries_to
+from tests.apps import UNREACHABLE, application, deliveries_to, opened
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
 from workers.jobs import BUSY_WAIT, MAX_TRIES, PER_WEBHOOK, SLOT_HOLD, Busy, Jobs, embedded_share
@@ -66,9 +65,7 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
     sweep of the store queues the unfinished ones again while they wait for a slot. Each send that
     ends must still hand its slot on to a waiting delivery, also when the delivery woken for it was
     sent meanwhile by its other job: the last ones must not wait for the next sweep."""
-    app = application(tmp_path)
-    views = app.views
-    assert isinstance(views, SQLViews)
+    app, views = (both := opened(tmp_path)).app, both.views
     in_flight, peak, arrived = 0, 0, 0
     all_arrived = asyncio.Event()
 
@@ -176,7 +173,7 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
     app.create_webhook(
         principal, WebhookSpec("deep", ("job.event",), UNREACHABLE), active=True, allow_duplicate=True
     )
-    app.read.catch_up()
+    app.views.catch_up()
     deep: dict[str, object] = {}
     for _ in range(253):
         deep = {"a": deep}

@@ -85,8 +85,9 @@ class Dispatcher:
             if head is not None:
                 self.queue.deliver(*head)
 
-    def recover(self, views: Views, due_before: datetime | None = None) -> None:
+    def recover(self, due_before: datetime | None = None) -> None:
         """Queue again every event not fanned out and every unfinished delivery (due before a time)."""
+        views = self.views
         for event_id in views.events_not_fanned_out():
             self.queue.fan_out(event_id)
         for delivery_id, next_attempt_at in views.unfinished_deliveries(due_before):

@@ -239,9 +239,9 @@ class Jobs:
         A delivery woken for a freed slot must take it (and give it back when it ends, which wakes
         the next), even when it turns out to have been sent meanwhile: left untaken, nothing else
         would wake the webhook's other waiting deliveries."""
-        known = self.app.read.held(delivery_id)
+        known = self.app.views.held(delivery_id)
         if known is None and (self._waiting or self._crowded()):
-            known = (await asyncio.to_thread(self.app.read.states, [delivery_id])).get(delivery_id)
+            known = (await asyncio.to_thread(self.app.views.states, [delivery_id])).get(delivery_id)
         return (known.webhook_id, known.organization_id) if isinstance(known, Delivery) else None
 
     def _crowded(self) -> bool:

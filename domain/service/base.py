@@ -13,7 +13,14 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InfrastructureFactory,
+    IntegrityError,
+    Mapper,
+    Recording,
+)
+from eventsourcing.utils import Environment
 
 from domain.catalogue import BUILT_IN, EventTypeSpec
 from domain.credentials import Credential
@@ -50,6 +57,17 @@ class PreparedDelivery:
     rate_limit_per_second: int | None
 
 
+@dataclass(frozen=True)
+class Storage:
+    """The event store as the composition root opened it: the application records through its
+    recorder, and the read model, built before the application, follows the same one."""
+
+    env: Environment
+    factory: InfrastructureFactory
+    mapper: Mapper[UUID]
+    recorder: ApplicationRecorder
+
+
 # What preparing a delivery answers: the request to send, the time it is due (not yet), or None (done,
 # or the job is obsolete).
 Prepared = PreparedDelivery | datetime | None
@@ -58,7 +76,8 @@ Prepared = PreparedDelivery | datetime | None
 class HooklineBase(Application[UUID]):
     def __init__(
         self,
-        env: dict[str, str] | None = None,
+        storage: Storage,
+        views: Views,
         *,
         clock: Callable[[], datetime],
         random_bytes: Callable[[int], bytes],
@@ -70,7 +89,9 @@ class HooklineBase(Application[UUID]):
         retry_policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
         rand: Callable[[], float] = lambda: 0.5,
     ) -> None:
-        super().__init__(env)
+        self._storage = storage
+        super().__init__(storage.env)
+        self.views = views
         self.clock = clock
         self.random_bytes = random_bytes
         self.resolve = resolve
@@ -81,7 +102,6 @@ class HooklineBase(Application[UUID]):
         self.retry_policy = retry_policy
         self.rand = rand
         self._organization_names: dict[UUID, str] = {}
-        self.views: Views | None = None
         self.saved_listeners: list[Callable[[list[Recording[UUID]]], None]] = []
 
     def save(
@@ -107,11 +127,15 @@ class HooklineBase(Application[UUID]):
         for listener in self.saved_listeners:
             listener(recordings)
 
-    @property
-    def read(self) -> Views:
-        if self.views is None:
-            raise RuntimeError("the application has no views attached")
-        return self.views
+    # The library builds these from the settings; here they come from the storage already opened.
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        return self._storage.factory
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self._storage.mapper
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        return self._storage.recorder
 
     def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
@@ -122,7 +146,7 @@ class HooklineBase(Application[UUID]):
 
     def _get_many(self, cls: type[A], aggregate_ids: Sequence[UUID]) -> dict[UUID, A]:
         """`_get` for several aggregates, read from the store at once."""
-        stored = self.read.stored(aggregate_ids)
+        stored = self.views.stored(aggregate_ids)
         return {i: a for i, a in stored.items() if isinstance(a, cls)}
 
     def _current(self, cls: type[A], aggregate_id: UUID) -> A | None:
@@ -137,9 +161,9 @@ class HooklineBase(Application[UUID]):
         what this process holds in memory is taken from the read model (for aggregates just recorded,
         which its tables rarely have yet: one query to the store instead of a miss first)."""
         if tables:
-            known = self.read.states(aggregate_ids)
+            known = self.views.states(aggregate_ids)
         else:
-            known = {i: state for i in aggregate_ids if (state := self.read.held(i)) is not None}
+            known = {i: state for i in aggregate_ids if (state := self.views.held(i)) is not None}
         found: dict[UUID, A] = {}
         missing: list[UUID] = []
         for aggregate_id in aggregate_ids:
@@ -156,7 +180,7 @@ class HooklineBase(Application[UUID]):
 
     def _save_and_catch_up(self, *aggregates: Aggregate | None) -> None:
         self.save(*aggregates)
-        self.read.catch_up()
+        self.views.catch_up()
 
     def _save_each_or_all(self, aggregates: Sequence[Aggregate]) -> int:
         """Saves all in one transaction, or, when one raced another writer, each on its own (the

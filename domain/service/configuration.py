@@ -92,7 +92,7 @@ class ConfigurationCommands(HooklineBase):
 
     def webhook(self, principal: Principal, webhook_id: UUID) -> Webhook | None:
         principal.require(Permission.READ_WEBHOOKS)
-        return self.read.webhook(principal.organization_id, webhook_id)
+        return self.views.webhook(principal.organization_id, webhook_id)
 
     def webhooks(
         self,
@@ -104,7 +104,7 @@ class ConfigurationCommands(HooklineBase):
         event_type: str | None,
     ) -> Page[Webhook]:
         principal.require(Permission.READ_WEBHOOKS)
-        return self.read.webhooks(
+        return self.views.webhooks(
             principal.organization_id,
             first=page_size(first),
             after=after,
@@ -171,8 +171,8 @@ class ConfigurationCommands(HooklineBase):
         return []
 
     def _check_not_duplicate(self, principal: Principal, spec: WebhookSpec, exclude: UUID | None) -> None:
-        self.read.catch_up()
-        other = self.read.duplicate_of(principal.organization_id, spec.fingerprint(), exclude)
+        self.views.catch_up()
+        other = self.views.duplicate_of(principal.organization_id, spec.fingerprint(), exclude)
         if other is not None:
             raise Conflict(
                 f"webhook {other} already has this configuration; pass allowDuplicate: true to create another"
@@ -251,7 +251,7 @@ class ConfigurationCommands(HooklineBase):
 
     def credentials(self, principal: Principal) -> list[Credential]:
         principal.require(Permission.READ_CREDENTIALS)
-        return self.read.credentials(principal.organization_id)
+        return self.views.credentials(principal.organization_id)
 
     def define_event_type(
         self, principal: Principal, name: str, description: str | None, sample_payload: Any
@@ -280,5 +280,5 @@ class ConfigurationCommands(HooklineBase):
 
     def event_types(self, principal: Principal) -> list[EventTypeSpec]:
         principal.require(Permission.READ_EVENT_TYPES)
-        own = [t.spec for t in self.read.event_types(principal.organization_id)]
+        own = [t.spec for t in self.views.event_types(principal.organization_id)]
         return [*BUILT_IN.values(), *sorted(own, key=lambda t: t.name)]

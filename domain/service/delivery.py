@@ -110,7 +110,7 @@ class DeliveryCommands(HooklineBase):
         """
         for _ in range(RECORD_TRIES):
             event = self._get(Event, event_id)
-            deliveries = self._plan_fan_out(event, self.read.subscribed_webhooks)
+            deliveries = self._plan_fan_out(event, self.views.subscribed_webhooks)
             if event is None or deliveries is None:
                 return []
             deliveries = [d for d in deliveries if self._get(Delivery, d.id) is None]
@@ -126,7 +126,7 @@ class DeliveryCommands(HooklineBase):
 
         The events are read together, and an organisation's subscribers to a type once per batch."""
         events = self._current_many(Event, event_ids, tables=False)  # just recorded: rarely there yet
-        subscribed = functools.cache(self.read.subscribed_webhooks)
+        subscribed = functools.cache(self.views.subscribed_webhooks)
         planned = {i: self._plan_fan_out(events.get(i), subscribed) for i in dict.fromkeys(event_ids)}
         aggregates = [
             aggregate
@@ -213,7 +213,7 @@ class DeliveryCommands(HooklineBase):
             return None
         spec = saved_spec(webhook)  # (a saved state: the read model's or the store's)
         if spec.ordered:  # one at a time, in event order: only the head goes
-            head = self.read.ordered_head(webhook.id)
+            head = self.views.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
                 return None  # the dispatcher queues it again when its turn comes
         credential_headers: dict[str, str] = {}
@@ -326,10 +326,10 @@ class DeliveryCommands(HooklineBase):
         `webhook-id`). A second call meanwhile finds them no longer failed: nothing is sent twice."""
         principal.require(Permission.MANAGE_DELIVERIES)
         webhook = self._webhook(principal, webhook_id)
-        self.read.catch_up()
+        self.views.catch_up()
         recovered = 0
         now = self.clock()
-        failed = self.read.failed_deliveries(webhook.id, since)
+        failed = self.views.failed_deliveries(webhook.id, since)
         for start in range(0, len(failed), RECOVERY_BATCH):
             deliveries = [
                 d
@@ -339,7 +339,7 @@ class DeliveryCommands(HooklineBase):
             for delivery in deliveries:
                 delivery.redeliver(actor=principal.actor, now=now)
             recovered += self._save_each_or_all(deliveries)
-        self.read.catch_up()
+        self.views.catch_up()
         return recovered
 
     def replay_events(
@@ -354,13 +354,13 @@ class DeliveryCommands(HooklineBase):
             raise Conflict("the webhook is inactive; activate it, then replay what it missed")
         if end is not None and end < start:
             raise InvalidInput([Problem("to", "must not be before from")])
-        self.read.catch_up()
+        self.views.catch_up()
         spec = webhook.spec
         matches = compiled_filters(spec)
         created = 0
         position = 0
         while True:
-            page = self.read.events_between(
+            page = self.views.events_between(
                 webhook.organization_id, list(set(spec.event_types)), start, end, position, RECOVERY_BATCH
             )
             if not page:
@@ -368,8 +368,8 @@ class DeliveryCommands(HooklineBase):
             position = page[-1][1]
             ids = [event_id for event_id, _ in page]
             wanted = {Delivery.create_id(event_id, webhook.id): event_id for event_id in ids}
-            existing = self.read.existing_deliveries(list(wanted))
-            events = self.read.states([wanted[d] for d in wanted if d not in existing])
+            existing = self.views.existing_deliveries(list(wanted))
+            events = self.views.states([wanted[d] for d in wanted if d not in existing])
             deliveries = [
                 Delivery(
                     event_id=event.id,
@@ -381,14 +381,14 @@ class DeliveryCommands(HooklineBase):
                 if isinstance(event, Event) and matches.matches(event.payload)
             ]
             created += self._save_each_or_all(deliveries)
-        self.read.catch_up()
+        self.views.catch_up()
         return created
 
     def disable_failing_webhooks(self, failing_for: timedelta) -> int:
         """Switches off (as `system`, reason "failing") every webhook whose deliveries have all
         failed for that long; returns how many."""
         disabled = 0
-        for webhook_id in self.read.failing_webhooks(self.clock() - failing_for):
+        for webhook_id in self.views.failing_webhooks(self.clock() - failing_for):
             webhook = self._get(Webhook, webhook_id)
             if webhook is None or webhook.deleted or not webhook.active:
                 continue
@@ -400,7 +400,7 @@ class DeliveryCommands(HooklineBase):
 
     def delivery(self, principal: Principal, delivery_id: UUID) -> Delivery | None:
         principal.require(Permission.READ_DELIVERIES)
-        return self.read.delivery(principal.organization_id, delivery_id)
+        return self.views.delivery(principal.organization_id, delivery_id)
 
     def deliveries(
         self,
@@ -413,7 +413,7 @@ class DeliveryCommands(HooklineBase):
         after: str | None,
     ) -> Page[Delivery]:
         principal.require(Permission.READ_DELIVERIES)
-        return self.read.deliveries(
+        return self.views.deliveries(
             principal.organization_id,
             webhook_id=webhook_id,
             event_id=event_id,
