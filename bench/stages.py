@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 def run(events: int, webhooks: int, batch: int, directory: Path) -> dict[str, Any]:
     settings = Settings(database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True)
-    app, views = (opened := open_application(settings)).app, opened.views
+    app, views = (opened := open_application(settings)).app, opened.read_model
     app.saved_listeners.append(views.recorded)  # as `serve` does: its follower takes what it saved
     spent: dict[str, float] = {}
 

@@ -93,9 +93,9 @@ def audit_export(
     settings = Settings()
     logs.configure("warning")
     opened = open_application(settings)
-    application, views = opened.app, opened.views
+    application, read_model = opened.app, opened.read_model
     try:
-        views.catch_up()
+        read_model.catch_up()
         only = None
         if org is not None:
             only = organization_id(org)
@@ -103,7 +103,7 @@ def audit_export(
                 typer.echo(f"error: no organisation named {org!r}", err=True)
                 raise typer.Exit(2)
         with out.open("w", encoding="utf-8") if out else nullcontext(sys.stdout) as sink:
-            for entry in views.export_audit(only):
+            for entry in read_model.queries.export_audit(only):
                 sink.write(canonical(entry) + "\n")
     finally:
         application.close()

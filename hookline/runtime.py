@@ -20,7 +20,7 @@ from domain.views import Following
 from gateway.live import LiveUpdates
 from hookline.metrics import Metrics
 from hookline.settings import Settings
-from store.readmodel import SQLViews
+from store.readmodel import ReadModel
 from workers.dispatch import Dispatcher
 from workers.sender import Sender
 
@@ -52,7 +52,7 @@ def settle_heap() -> int:
 @asynccontextmanager
 async def serving(
     app: Hookline,
-    views: SQLViews,
+    read_model: ReadModel,
     settings: Settings,
     senders: tuple[Sender, Sender],
     live: LiveUpdates,
@@ -67,22 +67,22 @@ async def serving(
     def saved(_: object) -> None:
         loop.call_soon_threadsafe(wake.set)
 
-    views.listeners.append(lambda _: live.notify())
-    app.saved_listeners += [views.recorded, saved]
+    read_model.listeners.append(lambda _: live.notify())
+    app.saved_listeners += [read_model.recorded, saved]
     for sender in senders:
         await sender.start()
     forwarding = asyncio.create_task(live.run())
     try:
         async with queueing() as dispatcher:
-            metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - views.position)
-            views.verifier.verified.append(metrics.verified)
-            views.listeners.append(dispatcher)
+            metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - read_model.position)
+            read_model.verifier.verified.append(metrics.verified)
+            read_model.listeners.append(dispatcher)
             app.saved_listeners.append(dispatcher.recorded)
-            await asyncio.to_thread(views.catch_up)
+            await asyncio.to_thread(read_model.catch_up)
             await asyncio.to_thread(dispatcher.recover)
             # Workers' writes do not wake this process: in distributed mode it looks more often.
             idle = 0.1 if settings.redis_url else 0.5
-            follower = asyncio.create_task(follow(views, wake, idle))
+            follower = asyncio.create_task(follow(read_model, wake, idle))
             watchdog = asyncio.create_task(disable_failing(app, settings))
             log.info("start-up objects frozen for the cycle collector", objects=settle_heap())
             try:
@@ -164,7 +164,7 @@ async def disable_failing(app: Hookline, settings: Settings) -> None:
 
 
 async def follow(
-    views: Following, wake: asyncio.Event, idle_seconds: float = 0.5, gather_seconds: float = FOLLOW_GATHER
+    follower: Following, wake: asyncio.Event, idle_seconds: float = 0.5, gather_seconds: float = FOLLOW_GATHER
 ) -> None:
     """Apply new notifications soon after this process saves, and at least twice a second for
     others'. Woken from idle, it lets `gather_seconds` pass first, so that what else is saved
@@ -177,7 +177,7 @@ async def follow(
                 await asyncio.sleep(gather_seconds)
         wake.clear()
         try:
-            await asyncio.to_thread(views.catch_up)
+            await asyncio.to_thread(follower.catch_up)
         except Exception:
             log.exception("following the store's log failed; trying again")
             await asyncio.sleep(idle_seconds)

@@ -29,6 +29,7 @@ from domain.events import Publication
 from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
 from domain.roles import Principal
 from domain.targets import IPAddress
+from domain.views import SweepViews
 from gateway.app import create_app
 from gateway.live import LiveUpdates
 from hookline import __version__, runtime
@@ -36,7 +37,7 @@ from hookline.keys import store_key
 from hookline.metrics import Metrics
 from hookline.runtime import SWEEP_BACKLOG, settle_heap, sweeping
 from hookline.settings import Settings
-from store.readmodel import SQLViews
+from store.readmodel import ReadModel
 from store.storage import open_storage
 from workers import arq_jobs
 from workers.arq_queue import ArqQueue
@@ -107,7 +108,7 @@ class Opened:
     runtime follows the log with it."""
 
     app: Hookline
-    views: SQLViews
+    read_model: ReadModel
 
 
 def open_application(settings: Settings) -> Opened:
@@ -117,12 +118,13 @@ def open_application(settings: Settings) -> Opened:
     for attempt in range(1, STARTUP_TRIES + 1):
         try:
             storage = open_storage(Hookline.name, env)
-            views = SQLViews(
+            read_model = ReadModel(
                 storage.recorder, storage.mapper, verify_reuse_seconds=settings.audit_verify_reuse_seconds
             )
             app = Hookline(
                 storage,
-                views,
+                read_model.queries,
+                read_model,
                 clock=utcnow,
                 random_bytes=os.urandom,
                 resolve=resolve_host,
@@ -133,7 +135,7 @@ def open_application(settings: Settings) -> Opened:
                 max_rendered_bytes=settings.max_rendered_bytes,
                 rand=random.random,
             )
-            return Opened(app, views)
+            return Opened(app, read_model)
         except PersistenceError:
             # Processes starting together on a new PostgreSQL database race to create the store's
             # tables (CREATE TABLE IF NOT EXISTS is not safe under concurrency there): try again.
@@ -159,16 +161,17 @@ def build_sender(settings: Settings, connections: int = DELIVERY_CONNECTIONS) ->
 
 def build_gateway(settings: Settings) -> Starlette:
     """Everything `hookline serve` runs: the gateway, and (embedded) the queue that delivers."""
-    app, views = (opened := open_application(settings)).app, opened.views
+    app, read_model = (opened := open_application(settings)).app, opened.read_model
+    views = read_model.queries
     sender = build_sender(settings)
     test_sender = build_sender(settings, connections=settings.send_test_connections)  # sendTest's own
     live = LiveUpdates(
         views.delivery_updates,
         lambda after, limit: views.delivery_updates(None, None, after, limit),
-        lambda: views.position,
+        lambda: read_model.position,
     )
     metrics = Metrics()
-    views.listeners.append(metrics.count)
+    read_model.listeners.append(metrics.count)
 
     async def store_ready() -> bool:
         await asyncio.to_thread(app.recorder.max_notification_id)
@@ -202,7 +205,7 @@ def build_gateway(settings: Settings) -> Starlette:
         publish,
         live,
         background=lambda: runtime.serving(
-            app, views, settings, (sender, test_sender), live, metrics, queueing
+            app, read_model, settings, (sender, test_sender), live, metrics, queueing
         ),
         ready_checks=ready_checks,
         metrics=lambda: generate_latest(metrics.registry),
@@ -213,7 +216,7 @@ def build_gateway(settings: Settings) -> Starlette:
 
 @asynccontextmanager
 async def embedded_queue(
-    app: Hookline, views: SQLViews, settings: Settings, sender: Sender, metrics: Metrics
+    app: Hookline, views: SweepViews, settings: Settings, sender: Sender, metrics: Metrics
 ) -> AsyncIterator[Dispatcher]:
     """The in-process queue that fans out and delivers inside `serve`."""
 
@@ -246,7 +249,7 @@ async def embedded_queue(
 
 
 @asynccontextmanager
-async def redis_queue(views: SQLViews, settings: Settings, metrics: Metrics) -> AsyncIterator[Dispatcher]:
+async def redis_queue(views: SweepViews, settings: Settings, metrics: Metrics) -> AsyncIterator[Dispatcher]:
     """Jobs go to Redis for `hookline worker`; a sweeper re-reads the store for what got lost."""
     assert settings.redis_url
     redis = ArqRedis.from_url(settings.redis_url)
@@ -283,7 +286,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         limiter = RedisRateLimiter(ctx["redis"])
         # What a fan-out creates here is queued from here, at once (see workers.dispatch).
         queue = ArqQueue(ctx["redis"], asyncio.get_running_loop())
-        app.saved_listeners.append(Dispatcher(queue, opened.views).recorded)
+        app.saved_listeners.append(Dispatcher(queue, opened.read_model.queries).recorded)
         organizations = worker_organizations(settings.worker_jobs)
         jobs = Jobs(app, sender.send, limiter, per_webhook=per_webhook, organizations=organizations)
         ctx.update(app=app, sender=sender, queue=queue, jobs=jobs)

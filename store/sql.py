@@ -10,7 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+
+def moment(value: datetime) -> str:
+    """A UTC time as the read model's tables keep every time: text of fixed width, to the microsecond,
+    that sorts as the time does (so SQL compares them), what strftime("%Y-%m-%dT%H:%M:%S.%fZ") writes,
+    in a third less time."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def at_moment(text: str) -> datetime:
+    """The time a `moment` stands for (in UTC)."""
+    return datetime.fromisoformat(text)
 
 
 class Cursor(Protocol):

@@ -67,13 +67,13 @@ def published_to(app: Hookline, url: str, count: int, *, ordered: bool = False) 
     spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url, ordered=ordered)
     app.create_webhook(principal, spec, active=True, allow_duplicate=True)
     events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
-    app.views.catch_up()
+    app.follower.catch_up()
     return [event_id for event_id, _ in events]
 
 
 def deliveries_to(app: Hookline, url: str, count: int) -> list[UUID]:
     """`published_to`, fanned out: the deliveries, pending."""
     deliveries = [d for ids in app.fan_out_many(published_to(app, url, count)) for d in ids]
-    app.views.catch_up()
+    app.follower.catch_up()
     assert len(deliveries) == count
     return deliveries

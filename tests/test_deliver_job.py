@@ -65,7 +65,7 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
     sweep of the store queues the unfinished ones again while they wait for a slot. Each send that
     ends must still hand its slot on to a waiting delivery, also when the delivery woken for it was
     sent meanwhile by its other job: the last ones must not wait for the next sweep."""
-    app, views = (both := opened(tmp_path)).app, both.views
+    app, read_model = (both := opened(tmp_path)).app, both.read_model
     in_flight, peak, arrived = 0, 0, 0
     all_arrived = asyncio.Event()
 
@@ -85,7 +85,7 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
             return await run(deliveries_to(app, url, COUNT))
 
     async def run(deliveries: list[UUID]) -> list[str]:
-        views.cache.clear()  # as after a long backlog: the states are read back from the store
+        read_model.cache.clear()  # as after a long backlog: the states are read back from the store
         sender = Sender(allow_private_targets=True, clock=utcnow)
         await sender.start()
 
@@ -173,7 +173,7 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
     app.create_webhook(
         principal, WebhookSpec("deep", ("job.event",), UNREACHABLE), active=True, allow_duplicate=True
     )
-    app.views.catch_up()
+    app.follower.catch_up()
     deep: dict[str, object] = {}
     for _ in range(253):
         deep = {"a": deep}

@@ -22,7 +22,7 @@ from domain.service.base import PreparedDelivery
 from domain.webhooks import Webhook, WebhookSpec, saved_spec
 from hookline.settings import Settings
 from hookline.wiring import Opened, open_application
-from store.readmodel import SQLViews
+from store.readmodel import ReadModel
 from tests.apps import postgres_application
 
 
@@ -54,7 +54,7 @@ def test_stored_aggregates_equal_the_repositorys(kind: str, tmp_path: Path) -> N
         app.set_webhook_active(principal, webhook.id, False)
         app.set_webhook_active(principal, webhook.id, True)  # three events
         published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(4)])
-        app.views.catch_up()
+        app.follower.catch_up()
         events = [event_id for event_id, _ in published]
         deliveries = [d for made in app.fan_out_many(events) for d in made]
         failed = Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy", "7")
@@ -82,14 +82,15 @@ def test_events_the_read_model_has_not_applied_are_read_from_the_store_at_once(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker fans out events as soon as they are recorded, before any read model applied them."""
-    with application(kind, tmp_path) as app:
+    with opened(kind, tmp_path) as both:
+        app = both.app
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
         app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        app.views.catch_up()
+        app.follower.catch_up()
         published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(30)])
         events = [event_id for event_id, _ in published]
-        assert app.views.events_not_fanned_out() == []  # not applied by the read model yet
+        assert both.read_model.queries.events_not_fanned_out() == []  # not applied by the read model yet
         reads_one_by_one: list[object] = []
         select_events = app.recorder.select_events
 
@@ -117,27 +118,27 @@ def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) ->
             name="t", event_types=("a.b",), target_url="https://example.com/hook", filters=severe
         )
         webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        app.views.catch_up()
+        app.follower.catch_up()
 
         def fanned_out(severity: int) -> int:
             published = app.publish_events(principal, [Publication("a.b", {"severity": severity})])
             made = app.fan_out_many([published[0][0]])
-            app.views.catch_up()
+            app.follower.catch_up()
             return len(made[0])
 
         assert (fanned_out(5), fanned_out(2)) == (1, 0)
         critical = ((Condition("severity", "GTE", [9]),),)
         app.update_webhook(principal, webhook.id, {"filters": critical}, None)
-        app.views.catch_up()
+        app.follower.catch_up()
         assert (fanned_out(5), fanned_out(9)) == (0, 1)
         app.update_webhook(principal, webhook.id, {"filters": ()}, None)
-        app.views.catch_up()
+        app.follower.catch_up()
         assert fanned_out(0) == 1
 
 
-def _three_events_applied(both: Opened) -> tuple[SQLViews, list[UUID]]:
+def _three_events_applied(both: Opened) -> tuple[ReadModel, list[UUID]]:
     """A webhook for type a.b and three events of it, applied by the read model (not fanned out)."""
-    app, views = both.app, both.views
+    app, views = both.app, both.read_model
     principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
     spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
     app.create_webhook(principal, spec, active=True, allow_duplicate=True)
@@ -162,17 +163,17 @@ def test_an_events_state_is_read_from_its_stored_events_not_kept_as_a_snapshot(
                 f"SELECT COUNT(*) FROM hl_states WHERE id IN ({','.join('?' * 3)})", [e.hex for e in events]
             )
             assert c.fetchone()[0] == 0
-        read = views.states(events)
+        read = views.queries.states(events)
         assert {i: vars(a) for i, a in read.items()} == {e: vars(app.repository.get(e)) for e in events}
 
         app.fan_out_many(events)  # stored at version 2 before the read model applies it
         views.cache.clear()
         views.catch_up()  # applies version 2 to the state of version 1, read from the store
 
-        fanned_out = views.states(events)
+        fanned_out = views.queries.states(events)
         assert all(isinstance(e, Event) and e.fanned_out and e.version == 2 for e in fanned_out.values())
         assert set(fanned_out) == set(events)
-        assert views.events_not_fanned_out() == []
+        assert views.queries.events_not_fanned_out() == []
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -195,7 +196,7 @@ def test_deliveries_the_read_model_lacks_are_read_from_the_store_once(
 
         monkeypatch.setattr(app.mapper, "to_domain_event", counted)
 
-        read = views.states(deliveries)
+        read = views.queries.states(deliveries)
         assert decoded == [get_topic(Delivery.Created)] * 3
         assert {i: vars(a) for i, a in read.items()} == {d: vars(app.repository.get(d)) for d in deliveries}
 
@@ -207,12 +208,12 @@ def test_a_webhooks_changed_spec_holds_for_the_next_delivery(tmp_path: Path) -> 
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/one")
         webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        app.views.catch_up()
+        app.follower.catch_up()
 
         def prepared_url() -> str:
             published = app.publish_events(principal, [Publication("a.b", {"n": 1})])
             (made,) = app.fan_out_many([published[0][0]])
-            app.views.catch_up()
+            app.follower.catch_up()
             (prepared,) = app.prepare_deliveries([(made[0], None)])
             assert isinstance(prepared, PreparedDelivery)
             return prepared.request.url
@@ -222,7 +223,7 @@ def test_a_webhooks_changed_spec_holds_for_the_next_delivery(tmp_path: Path) -> 
         assert isinstance(saved, Webhook)
         assert saved_spec(saved) is saved_spec(saved)  # built once for the version
         app.update_webhook(principal, webhook.id, {"target_url": "https://example.com/two"}, None)
-        app.views.catch_up()
+        app.follower.catch_up()
         assert prepared_url() == "https://example.com/two"
 
 
@@ -246,7 +247,7 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
                 [d.hex for d in deliveries],
             )
             assert c.fetchone()[0] == 0
-        read = views.states(deliveries)
+        read = views.queries.states(deliveries)
         assert {i: vars(a) for i, a in read.items()} == {d: vars(app.repository.get(d)) for d in deliveries}
 
         failed = Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy", "7")
@@ -254,7 +255,7 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
         views.cache.clear()
         views.catch_up()  # applies version 2 to the state of version 1, read from the store
 
-        attempted = views.states(deliveries)
+        attempted = views.queries.states(deliveries)
         assert set(attempted) == set(deliveries)
         assert all(isinstance(d, Delivery) and d.version == 2 for d in attempted.values())
         assert {i: vars(a) for i, a in attempted.items()} == {
@@ -262,7 +263,7 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
         }
         first = attempted[deliveries[0]]
         assert isinstance(first, Delivery)
-        page = views.deliveries(
+        page = views.queries.deliveries(
             first.organization_id,
             webhook_id=None,
             event_id=None,

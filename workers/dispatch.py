@@ -21,7 +21,7 @@ from eventsourcing.persistence import Recording
 
 from domain.deliveries import Delivery
 from domain.events import Event
-from domain.views import Views
+from domain.views import SweepViews
 from domain.webhooks import Webhook
 
 log = structlog.get_logger("hookline.dispatch")
@@ -36,7 +36,7 @@ class JobQueue(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, queue: JobQueue, views: Views) -> None:
+    def __init__(self, queue: JobQueue, views: SweepViews) -> None:
         self.queue = queue
         self.views = views
 

@@ -61,7 +61,7 @@ class AccessCommands(HooklineBase):
 
     def api_keys(self, organization_name: str | None) -> list[ApiKey]:
         """Keys (never their value), oldest first, of one organisation or all."""
-        self.views.catch_up()
+        self.follower.catch_up()
         organization = ids.organization_id(organization_name) if organization_name is not None else None
         return self.views.api_keys(organization)
 
@@ -84,10 +84,10 @@ class AccessCommands(HooklineBase):
         self, principal: Principal, *, aggregate_id: UUID | None, first: int, after: str | None
     ) -> Page[dict[str, Any]]:
         principal.require(Permission.READ_AUDIT_LOG)
-        self.views.catch_up()
+        self.follower.catch_up()
         return self.views.audit_page(principal.organization_id, aggregate_id, page_size(first), after)
 
     def verify_audit_log(self, principal: Principal) -> Verification:
         principal.require(Permission.READ_AUDIT_LOG)
-        self.views.catch_up()
+        self.follower.catch_up()
         return self.views.verify_audit(principal.organization_id)

@@ -36,7 +36,7 @@ from domain.retry import RetryPolicy
 from domain.roles import Principal
 from domain.targets import IPAddress
 from domain.templates import DEFAULT_MAX_RENDERED_BYTES
-from domain.views import MAX_PAGE, Views
+from domain.views import MAX_PAGE, Following, Views
 from domain.webhooks import Webhook
 
 A = TypeVar("A", bound=Aggregate)
@@ -78,6 +78,7 @@ class HooklineBase(Application[UUID]):
         self,
         storage: Storage,
         views: Views,
+        follower: Following,
         *,
         clock: Callable[[], datetime],
         random_bytes: Callable[[int], bytes],
@@ -92,6 +93,7 @@ class HooklineBase(Application[UUID]):
         self._storage = storage
         super().__init__(storage.env)
         self.views = views
+        self.follower = follower
         self.clock = clock
         self.random_bytes = random_bytes
         self.resolve = resolve
@@ -180,7 +182,7 @@ class HooklineBase(Application[UUID]):
 
     def _save_and_catch_up(self, *aggregates: Aggregate | None) -> None:
         self.save(*aggregates)
-        self.views.catch_up()
+        self.follower.catch_up()
 
     def _save_each_or_all(self, aggregates: Sequence[Aggregate]) -> int:
         """Saves all in one transaction, or, when one raced another writer, each on its own (the

@@ -171,7 +171,7 @@ class ConfigurationCommands(HooklineBase):
         return []
 
     def _check_not_duplicate(self, principal: Principal, spec: WebhookSpec, exclude: UUID | None) -> None:
-        self.views.catch_up()
+        self.follower.catch_up()
         other = self.views.duplicate_of(principal.organization_id, spec.fingerprint(), exclude)
         if other is not None:
             raise Conflict(

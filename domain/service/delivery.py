@@ -326,7 +326,7 @@ class DeliveryCommands(HooklineBase):
         `webhook-id`). A second call meanwhile finds them no longer failed: nothing is sent twice."""
         principal.require(Permission.MANAGE_DELIVERIES)
         webhook = self._webhook(principal, webhook_id)
-        self.views.catch_up()
+        self.follower.catch_up()
         recovered = 0
         now = self.clock()
         failed = self.views.failed_deliveries(webhook.id, since)
@@ -339,7 +339,7 @@ class DeliveryCommands(HooklineBase):
             for delivery in deliveries:
                 delivery.redeliver(actor=principal.actor, now=now)
             recovered += self._save_each_or_all(deliveries)
-        self.views.catch_up()
+        self.follower.catch_up()
         return recovered
 
     def replay_events(
@@ -354,7 +354,7 @@ class DeliveryCommands(HooklineBase):
             raise Conflict("the webhook is inactive; activate it, then replay what it missed")
         if end is not None and end < start:
             raise InvalidInput([Problem("to", "must not be before from")])
-        self.views.catch_up()
+        self.follower.catch_up()
         spec = webhook.spec
         matches = compiled_filters(spec)
         created = 0
@@ -381,7 +381,7 @@ class DeliveryCommands(HooklineBase):
                 if isinstance(event, Event) and matches.matches(event.payload)
             ]
             created += self._save_each_or_all(deliveries)
-        self.views.catch_up()
+        self.follower.catch_up()
         return created
 
     def disable_failing_webhooks(self, failing_for: timedelta) -> int:
