@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.e2e import EVENT_TYPE, payload
+from domain.application import PreparedDelivery
 from domain.deliveries import Attempt
 from domain.events import Publication
 from domain.roles import Role
-from domain.service.base import PreparedDelivery
 from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import open_application

@@ -24,10 +24,11 @@ from prometheus_client import generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from domain.application import Hookline
+from domain.application import Hookline, Publishing
 from domain.events import Publication
 from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
 from domain.roles import Principal
+from domain.service.publishing import Published
 from domain.targets import IPAddress
 from domain.views import SweepViews
 from gateway.app import create_app
@@ -192,12 +193,11 @@ def build_gateway(settings: Settings) -> Starlette:
         return embedded_queue(app, views, settings, sender, metrics)
 
     # Concurrent publishEvent requests share a transaction; nothing waits while the store is idle.
-    publications: Batcher[tuple[Principal, Publication], tuple[UUID, bool]] = Batcher(
-        app.publish_each, max_wait=0
-    )
+    publications: Batcher[Publishing, Published] = Batcher(app.publish, max_wait=0)
 
     async def publish(principal: Principal, publication: Publication) -> tuple[UUID, bool]:
-        return await publications.submit((principal, publication))
+        (published,) = await publications.submit(Publishing(principal, [publication], numbered=False))
+        return published
 
     return create_app(
         app,

@@ -21,11 +21,10 @@ from aiohttp import web
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
-from domain.application import Hookline
+from domain.application import Hookline, Prepared
 from domain.deliveries import Delivery, DeliveryStatus
 from domain.events import Event
 from domain.roles import Role
-from domain.service.base import Prepared
 from domain.webhooks import WebhookSpec
 from hookline.wiring import utcnow
 from tests.apps import UNREACHABLE, application, deliveries_to, opened
@@ -180,7 +179,7 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
     # Saved as it was before the limit: publishing refuses it now.
     stored = Event(principal.organization_id, "job.event", deep, utcnow(), None, principal.actor)
     app.save(stored)
-    [delivery_id] = app.fan_out(stored.id)
+    [[delivery_id]] = app.fan_out_many([stored.id])
 
     async def attempts() -> list[float | None]:
         jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]  # never sends
@@ -216,11 +215,11 @@ def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not
         [StoredEvent(damaged, 1, get_topic(Delivery.Created), b"not what was written")]
     )
     prepared: list[UUID] = []
-    prepare = app.prepare_delivery
+    prepare = app.prepare_deliveries
 
-    def counted(delivery_id: UUID, due: int | None = None) -> Prepared:
-        prepared.append(delivery_id)
-        return prepare(delivery_id, due)
+    def counted(jobs: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
+        prepared.extend(delivery_id for delivery_id, _ in jobs)
+        return prepare(jobs)
 
     async def runs(count: int) -> list[BaseException | float | None]:
         jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
@@ -232,7 +231,7 @@ def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not
                 outcomes.append(error)
         return outcomes
 
-    app.prepare_delivery = counted  # type: ignore[method-assign]
+    app.prepare_deliveries = counted  # type: ignore[method-assign]
     try:
         with structlog.testing.capture_logs() as logged:
             outcomes = asyncio.run(runs(10))

@@ -13,12 +13,11 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.utils import get_topic
 
-from domain.application import Hookline
+from domain.application import Hookline, PreparedDelivery
 from domain.deliveries import Attempt, Delivery
 from domain.events import Event, Publication
 from domain.filters import Condition
 from domain.roles import Role
-from domain.service.base import PreparedDelivery
 from domain.webhooks import Webhook, WebhookSpec, saved_spec
 from hookline.settings import Settings
 from hookline.wiring import Opened, open_application

@@ -9,7 +9,6 @@ import asyncio
 import sqlite3
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
@@ -18,10 +17,10 @@ import structlog
 from eventsourcing.persistence import PersistenceError
 from redis.exceptions import RedisError
 
-from domain.application import Hookline
+from domain.application import Hookline, NotDue, NothingToSend, Prepared
 from domain.deliveries import Attempt, Delivery
 from domain.requests import Send
-from domain.service.base import Prepared
+from domain.service.base import all_or_each
 from workers.batching import Batcher
 from workers.ratelimit import RateLimiter
 
@@ -79,24 +78,6 @@ def worker_organizations(worker_jobs: int) -> int:
     jobs bouncing off a busy one (see `worker_share`). A worker's quick sends hold a slot only while
     they send, so an organisation alone seldom has more in flight."""
     return max(1, worker_jobs * 3 // 5)
-
-
-def all_or_each(
-    run_all: Callable[[Sequence[T]], Sequence[R]], run_one: Callable[[T], R], items: Sequence[T]
-) -> Sequence[R | Exception]:
-    """`run_all` on the items in one call; when that raises (one of them cannot be done), `run_one` on
-    each, so that only the items that fail get their exception."""
-    try:
-        return run_all(items)
-    except Exception:
-        return [_outcome(run_one, item) for item in items]
-
-
-def _outcome(run_one: Callable[[T], R], item: T) -> R | Exception:
-    try:
-        return run_one(item)
-    except Exception as error:
-        return error
 
 
 class Jobs:
@@ -194,10 +175,10 @@ class Jobs:
             except Exception as error:
                 await self._unmade(delivery_id, error)
                 return None
-            if prepared is None:
+            if isinstance(prepared, NothingToSend):
                 return None
-            if isinstance(prepared, datetime):  # not due yet (an early or repeated job)
-                return max((prepared - self.app.clock()).total_seconds(), 0.0)
+            if isinstance(prepared, NotDue):  # (an early or repeated job)
+                return max((prepared.at - self.app.clock()).total_seconds(), 0.0)
             if prepared.rate_limit_per_second is not None:
                 wait = await self.limiter.acquire(prepared.webhook_id, prepared.rate_limit_per_second)
                 if wait > 0:
@@ -361,10 +342,10 @@ class Jobs:
         return None  # queued again when a slot frees (`_give_back`); lost only with the process
 
     def _fan_out_all(self, event_ids: Sequence[UUID]) -> Sequence[list[UUID] | Exception]:
-        return all_or_each(self.app.fan_out_many, self.app.fan_out, event_ids)
+        return all_or_each(self.app.fan_out_many, event_ids)
 
     def _prepare_all(self, jobs: Sequence[tuple[UUID, int | None]]) -> Sequence[Prepared | Exception]:
-        return all_or_each(self.app.prepare_deliveries, lambda job: self.app.prepare_delivery(*job), jobs)
+        return all_or_each(self.app.prepare_deliveries, jobs)
 
     def _record_all(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> list[None]:
         self.app.record_attempts(attempts)

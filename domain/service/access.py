@@ -34,7 +34,8 @@ class AccessCommands(HooklineBase):
         problems = check_organization_name(organization_name)
         if problems:
             raise InvalidInput(problems)
-        if self._get(Organization, ids.organization_id(organization_name)) is None:
+        organization_id = ids.organization_id(organization_name)
+        if not self._fresh(Organization, [organization_id]):
             with suppress(IntegrityError):  # created meanwhile by another process: just as good
                 self.save(Organization(name=organization_name))
         key_id = uuid4()
@@ -42,7 +43,7 @@ class AccessCommands(HooklineBase):
         self.save(
             ApiKey(
                 key_id=key_id,
-                organization_id=ids.organization_id(organization_name),
+                organization_id=organization_id,
                 organization_name=organization_name,
                 role=role.value,
                 key_hash=hash_key(key),
@@ -52,7 +53,7 @@ class AccessCommands(HooklineBase):
 
     def revoke_key(self, key_id: UUID, actor: str = SYSTEM_ACTOR) -> bool:
         """Revokes a key (from the command line); False when there is no such key."""
-        api_key = self._get(ApiKey, key_id)
+        api_key = self._fresh(ApiKey, [key_id]).get(key_id)
         if api_key is None:
             return False
         api_key.revoke(actor=actor)
@@ -66,11 +67,11 @@ class AccessCommands(HooklineBase):
         return self.views.api_keys(organization)
 
     def organization_exists(self, organization_id: UUID) -> bool:
-        return self._get(Organization, organization_id) is not None
+        return self._fresh(Organization, [organization_id]).get(organization_id) is not None
 
     def authenticate(self, key: str) -> Principal:
         key_id = key_id_of(key)
-        api_key = self._get(ApiKey, key_id) if key_id else None
+        api_key = self._fresh(ApiKey, [key_id]).get(key_id) if key_id else None
         if api_key is None or not api_key.matches(key):
             raise Unauthenticated("missing, unknown or revoked API key")
         return Principal(

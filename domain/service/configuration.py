@@ -260,7 +260,8 @@ class ConfigurationCommands(HooklineBase):
         problems = check_event_type(name, description, sample_payload)
         if problems:
             raise InvalidInput(problems)
-        existing = self._get(EventType, EventType.create_id(principal.organization_id, name))
+        defined_id = EventType.create_id(principal.organization_id, name)
+        existing = self._fresh(EventType, [defined_id]).get(defined_id)
         if existing is None:
             defined = EventType(
                 organization_id=principal.organization_id,
