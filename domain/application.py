@@ -18,7 +18,7 @@ class Hookline(AccessCommands, ConfigurationCommands, PublishingCommands, Delive
     name = "Hookline"
 
 
-__all__ = [
+__all__ = (
     "Hookline",
     "NotDue",
     "NothingToSend",
@@ -27,4 +27,4 @@ __all__ = [
     "Publishing",
     "Resolve",
     "Storage",
-]
+)

@@ -13,7 +13,7 @@ from domain.credentials import Credential
 from domain.deliveries import Delivery
 from domain.event_types import EventType
 from domain.organizations import ApiKey
-from domain.webhooks import Webhook
+from domain.webhooks import SavedWebhook, Webhook
 
 T = TypeVar("T")
 
@@ -59,7 +59,11 @@ class ConfigurationViews(Protocol):
 class DeliveryViews(Protocol):
     """What the delivery service needs: fan-out's index, ordered webhooks' heads, recovery's lists."""
 
-    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[Webhook]: ...
+    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[SavedWebhook]:
+        """The fan-out index: active webhooks of an organisation subscribed to a type."""
+
+    def saved(self, webhook: Webhook) -> SavedWebhook:
+        """A saved webhook's spec, filters and template, built once per version (no I/O)."""
 
     def ordered_head(self, webhook_id: UUID) -> tuple[UUID, datetime | None] | None:
         """An ordered webhook's next delivery (and its due time), if it may go now."""
@@ -132,6 +136,8 @@ class SweepViews(Protocol):
     """What the dispatcher and the sweeper read to queue what the store says is due."""
 
     def states(self, ids: Iterable[UUID]) -> Mapping[UUID, object]: ...
+
+    def saved(self, webhook: Webhook) -> SavedWebhook: ...
 
     def ordered_head(self, webhook_id: UUID) -> tuple[UUID, datetime | None] | None: ...
 

@@ -16,16 +16,13 @@ from domain.deliveries import Delivery, DeliveryStatus, DeliveryUpdate
 from domain.event_types import EventType
 from domain.organizations import ApiKey
 from domain.views import Page
-from domain.webhooks import Webhook
+from domain.webhooks import SavedWebhook, Webhook
 from store.audit import AuditTrail
 from store.sql import Database, at_moment, moment
 from store.states import States
 from store.verification import ChainVerifier
 
 A = TypeVar("A", bound=Aggregate)
-
-
-WEBHOOK_CACHE = 20_000  # decoded webhooks kept for fan-out, by (id, version)
 
 
 def encode_cursor(seq: int) -> str:
@@ -63,7 +60,6 @@ class ReadModelQueries:
         self.audit = audit
         self.verifier = verifier
         self.position = position
-        self.webhook_versions: dict[tuple[str, int], Webhook] = {}
 
     def held(self, aggregate_id: UUID) -> Aggregate | None:
         """A projected state if this process holds it in memory (no I/O, so callable anywhere)."""
@@ -120,11 +116,10 @@ class ReadModelQueries:
             row = c.fetchone()
         return UUID(row[0]) if row else None
 
-    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[Webhook]:
-        """The fan-out index: active webhooks of an organisation subscribed to a type.
-
-        Webhooks are decoded once per version and kept (read-only) for the next events.
-        """
+    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[SavedWebhook]:
+        """The fan-out index: active webhooks of an organisation subscribed to a type, each as saved
+        at the version the tables have (decoded once per version, kept in the read model's cache)."""
+        cache = self.reader.cache
         with self.db.transaction(commit=False) as c:
             c.execute(
                 "SELECT w.id, s.version FROM hl_webhooks w"
@@ -132,14 +127,16 @@ class ReadModelQueries:
                 " WHERE t.organization_id = ? AND t.event_type = ? AND w.active = 1 AND w.deleted = 0",
                 (organization_id.hex, event_type),
             )
-            rows = [(row[0], row[1]) for row in c.fetchall()]
-            missing = [i for i, version in rows if (i, version) not in self.webhook_versions]
+            rows = [(UUID(row[0]), row[1]) for row in c.fetchall()]
+            found = {key: saved for key in rows if (saved := cache.saved_at(*key)) is not None}
+            missing = [webhook_id.hex for webhook_id, version in rows if (webhook_id, version) not in found]
             for webhook in self.reader.projected(c, missing).values():
                 if isinstance(webhook, Webhook):
-                    self.webhook_versions[(webhook.id.hex, webhook.version)] = webhook
-        if len(self.webhook_versions) > WEBHOOK_CACHE:
-            self.webhook_versions.clear()
-        return [w for key in rows if (w := self.webhook_versions.get(key)) is not None]
+                    found[(webhook.id, webhook.version)] = cache.saved(webhook)
+        return [saved for key in rows if (saved := found.get(key)) is not None]
+
+    def saved(self, webhook: Webhook) -> SavedWebhook:
+        return self.reader.cache.saved(webhook)
 
     def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None:
         with self.db.transaction(commit=False) as c:

@@ -11,6 +11,7 @@ ended and nothing is applied twice.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -19,6 +20,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, Snapshot
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 
+from domain.webhooks import Webhook
 from store.audit import AUDIT_TABLES, AuditTrail
 from store.projectors import PROJECTORS, Batch, Projector
 from store.queries import ReadModelQueries
@@ -235,6 +237,8 @@ class ReadModel:
         # An aggregate's creation comes after everything the tables reflect: nothing to read for it.
         if previous is None and not isinstance(domain_event, CanInitAggregate):
             previous = self.states.previous(c, aggregate_id, domain_event.originator_version)
+        if isinstance(previous, Webhook):  # a webhook's state is held as it was at each version
+            previous = copy.copy(previous)
         aggregate = cast(Aggregate, cast(Aggregate.Event, domain_event).mutate(previous))
         self.cache.put(aggregate)
         batch.states[aggregate_id] = aggregate

@@ -8,6 +8,7 @@ once more for each of their events.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
@@ -19,6 +20,7 @@ from eventsourcing.utils import get_topic
 
 from domain.deliveries import Delivery
 from domain.events import Event
+from domain.webhooks import SavedWebhook, Webhook
 from store.sql import Cursor, Database
 
 CACHE_SIZE = 20_000
@@ -33,31 +35,88 @@ UNKEPT_TOPICS = tuple(
 
 
 class StateCache:
-    """The read model's projected states in memory, least recently used out first. Only its writer
-    changes it (queries read), so a state held here is the one the tables have, or newer."""
+    """The read model's one cache: projected states, each under its id and version, least recently
+    used out first; with a webhook's, its spec, compiled filters and template (`SavedWebhook`), which
+    are also kept for a version read from the tables. Only the writer puts states: a state held here
+    at an aggregate's latest version is what the tables have, or newer (applied, not yet committed)."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._states: OrderedDict[UUID, Aggregate] = OrderedDict()
+        # (id, version) → the state at that version, or None where only a webhook's saved data is kept.
+        self._held: OrderedDict[tuple[UUID, int], Aggregate | None] = OrderedDict()
+        self._saved: dict[tuple[UUID, int], SavedWebhook] = {}
+        self._latest: dict[UUID, int] = {}  # the version of each aggregate's state the writer put last
+        self._lock = threading.Lock()
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
-        return self._states.get(aggregate_id)
+        """An aggregate's state at its latest version held."""
+        version = self._latest.get(aggregate_id)
+        return None if version is None else self._held.get((aggregate_id, version))
 
-    def touch(self, aggregate_id: UUID) -> Aggregate | None:
-        """`get`, for the writer: what it applies an event to stays longer."""
-        aggregate = self._states.get(aggregate_id)
-        if aggregate is not None:
-            self._states.move_to_end(aggregate_id)
-        return aggregate
+    def at(self, aggregate_id: UUID, version: int) -> Aggregate | None:
+        """The state at exactly that version (for the writer: what its next event applies to)."""
+        key = (aggregate_id, version)
+        with self._lock:
+            state = self._held.get(key)
+            if state is not None:
+                self._held.move_to_end(key)
+            return state
 
     def put(self, aggregate: Aggregate) -> None:
-        self._states[aggregate.id] = aggregate
-        self._states.move_to_end(aggregate.id)
-        if len(self._states) > self.size:
-            self._states.popitem(last=False)
+        """The writer's state after an event. Moved on in place, the state is no longer the one of
+        the version before: that entry goes (a webhook's is a copy, so its entry stays true)."""
+        aggregate_id, version = aggregate.id, aggregate.version
+        key = (aggregate_id, version)
+        with self._lock:
+            before = (aggregate_id, version - 1)
+            if self._held.get(before) is aggregate:
+                del self._held[before]
+                self._saved.pop(before, None)
+            self._held[key] = aggregate
+            self._held.move_to_end(key)
+            self._latest[aggregate_id] = version
+            self._evict()
+
+    def saved(self, webhook: Webhook) -> SavedWebhook:
+        """A saved webhook's `SavedWebhook`, built once per version and kept."""
+        key = (webhook.id, webhook.version)
+        with self._lock:
+            saved = self._saved.get(key)
+            if saved is not None:
+                self._held.move_to_end(key)
+                return saved
+        saved = SavedWebhook.of(webhook)
+        with self._lock:
+            saved = self._saved.setdefault(key, saved)
+            self._held.setdefault(key, None)
+            self._held.move_to_end(key)
+            self._evict()
+        return saved
+
+    def saved_at(self, webhook_id: UUID, version: int) -> SavedWebhook | None:
+        """A webhook's `SavedWebhook` at a version, if kept or its state is held; else None."""
+        key = (webhook_id, version)
+        saved = self._saved.get(key)
+        if saved is None:
+            state = self._held.get(key)
+            return self.saved(state) if isinstance(state, Webhook) else None
+        with self._lock:
+            if key in self._held:
+                self._held.move_to_end(key)
+        return saved
+
+    def _evict(self) -> None:
+        while len(self._held) > self.size:
+            (aggregate_id, version), _ = self._held.popitem(last=False)
+            self._saved.pop((aggregate_id, version), None)
+            if self._latest.get(aggregate_id) == version:
+                del self._latest[aggregate_id]
 
     def clear(self) -> None:
-        self._states.clear()
+        with self._lock:
+            self._held.clear()
+            self._saved.clear()
+            self._latest.clear()
 
 
 class States:
@@ -117,7 +176,7 @@ class States:
     def previous(self, c: Cursor, aggregate_id: UUID, version: int) -> Aggregate | None:
         """The state an aggregate's event of `version` applies to: held, kept, or (an unkept one's)
         read from the store up to the version before."""
-        aggregate = self.cache.touch(aggregate_id)
+        aggregate = self.cache.at(aggregate_id, version - 1)
         if aggregate is not None:
             return aggregate
         c.execute("SELECT version, topic, state FROM hl_states WHERE id = ?", (aggregate_id.hex,))

@@ -102,3 +102,37 @@ def test_every_contract_name_we_serve_has_the_contract_type() -> None:
                     assert _default(ours_field.args[arg_name]) == _default(arg), f"{where}({arg_name})"
             compared += 1
     assert compared > 50
+
+
+MUTABLE_DISPLAYS = (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)
+MUTABLE_MAKERS = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "Counter", "bytearray"}
+MODULE_CACHES = {"lru_cache", "cache"}
+
+
+def module_level_state(path: Path) -> list[str]:
+    """What a module keeps at module level that can change: a mutable container assigned there (a
+    constant is a tuple, frozenset or MappingProxyType), a cache on a module's function, a `global`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    for node in tree.body:
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        made = value.func if isinstance(value, ast.Call) else None
+        maker = getattr(made, "id", getattr(made, "attr", None))
+        if isinstance(value, MUTABLE_DISPLAYS) or maker in MUTABLE_MAKERS:
+            found.append(f"line {node.lineno}: {ast.unparse(node).splitlines()[0]}")
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            for decorator in node.decorator_list:
+                called = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if getattr(called, "id", getattr(called, "attr", None)) in MODULE_CACHES:
+                    found.append(f"line {node.lineno}: a cache on {node.name}")
+    found += [
+        f"line {n.lineno}: global {', '.join(n.names)}" for n in ast.walk(tree) if isinstance(n, ast.Global)
+    ]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "domain").rglob("*.py")), ids=lambda p: p.name)
+def test_the_domain_keeps_no_mutable_state_at_module_level(path: Path) -> None:
+    """Two requests, or two tests, never meet through the domain: what it caches or counts lives in an
+    object that the composition root made (a cache of webhooks is the read model's)."""
+    assert module_level_state(path) == []

@@ -18,7 +18,7 @@ from domain.deliveries import Attempt, Delivery
 from domain.events import Event, Publication
 from domain.filters import Condition
 from domain.roles import Role
-from domain.webhooks import Webhook, WebhookSpec, saved_spec
+from domain.webhooks import Webhook, WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import Opened, open_application
 from store.readmodel import ReadModel
@@ -109,7 +109,7 @@ def test_events_the_read_model_has_not_applied_are_read_from_the_store_at_once(
 
 
 def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) -> None:
-    """Filters are compiled once per saved version of a webhook (domain.webhooks.saved_filters)."""
+    """Filters are compiled once per saved version of a webhook (kept by the read model, by version)."""
     with application("sqlite", tmp_path) as app:
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         severe = ((Condition("severity", "GTE", [3]),),)
@@ -202,8 +202,9 @@ def test_deliveries_the_read_model_lacks_are_read_from_the_store_once(
 
 def test_a_webhooks_changed_spec_holds_for_the_next_delivery(tmp_path: Path) -> None:
     """A delivery is prepared with the spec of its webhook's saved version, built once per version
-    (domain.webhooks.saved_spec)."""
-    with application("sqlite", tmp_path) as app:
+    (kept by the read model, by version)."""
+    with opened("sqlite", tmp_path) as both:
+        app = both.app
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/one")
         webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
@@ -220,7 +221,7 @@ def test_a_webhooks_changed_spec_holds_for_the_next_delivery(tmp_path: Path) -> 
         assert prepared_url() == "https://example.com/one"
         saved = app.views.states([webhook.id])[webhook.id]
         assert isinstance(saved, Webhook)
-        assert saved_spec(saved) is saved_spec(saved)  # built once for the version
+        assert app.views.saved(saved) is app.views.saved(saved)  # built once for the version
         app.update_webhook(principal, webhook.id, {"target_url": "https://example.com/two"}, None)
         app.follower.catch_up()
         assert prepared_url() == "https://example.com/two"

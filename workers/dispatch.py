@@ -60,7 +60,7 @@ class Dispatcher:
 
     def _ordered(self, webhook_ids: set[UUID]) -> set[UUID]:
         webhooks = self.views.states(webhook_ids)
-        return {i for i, w in webhooks.items() if isinstance(w, Webhook) and w.spec.ordered}
+        return {i for i, w in webhooks.items() if isinstance(w, Webhook) and self.views.saved(w).spec.ordered}
 
     def __call__(self, observed: Sequence[tuple[int, object]]) -> None:
         """Each delivery that, after an event other than its creation, still needs work gets a job

@@ -24,7 +24,7 @@ from domain.service.base import (
 from domain.signing import SECRET_BYTES, new_signing_secret
 from domain.targets import address_allowed, literal_host_problem, refusal, split_target
 from domain.views import Page
-from domain.webhooks import Webhook, WebhookSpec, check_spec
+from domain.webhooks import SavedWebhook, Webhook, WebhookSpec, check_spec
 
 
 class ConfigurationCommands(HooklineBase):
@@ -218,7 +218,7 @@ class ConfigurationCommands(HooklineBase):
         )
         try:
             request = build_request(
-                spec,
+                SavedWebhook.of(webhook),
                 message,
                 secrets=webhook.signing_secrets(now),
                 message_id=f"test_{uuid4().hex}",

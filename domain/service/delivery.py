@@ -25,7 +25,7 @@ from domain.retry import GONE
 from domain.roles import SYSTEM_ACTOR, Permission, Principal
 from domain.service.base import EARLY, RECORD_TRIES, RECOVERY_BATCH, Changes, HooklineBase, page_size
 from domain.views import Page
-from domain.webhooks import Webhook, compiled_filters, saved_filters, saved_spec
+from domain.webhooks import SavedWebhook, Webhook, compiled_filters
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class DeliveryCommands(HooklineBase):
         return []
 
     def _plan_fan_out(
-        self, event: Event | None, subscribed: Callable[[UUID, str], list[Webhook]]
+        self, event: Event | None, subscribed: Callable[[UUID, str], list[SavedWebhook]]
     ) -> list[Delivery] | None:
         """The deliveries of an event not fanned out yet, which is marked fanned out; else None."""
         if event is None or event.fanned_out:
@@ -103,7 +103,7 @@ class DeliveryCommands(HooklineBase):
         deliveries = [
             Delivery.for_event(event, webhook.id)
             for webhook in subscribed(event.organization_id, event.type)
-            if saved_filters(webhook).matches(event.payload)
+            if webhook.filters.matches(event.payload)
         ]
         event.fan_out([d.webhook_id for d in deliveries])
         return deliveries
@@ -144,7 +144,8 @@ class DeliveryCommands(HooklineBase):
             with suppress(IntegrityError):
                 self.save(delivery)
             return NOTHING_TO_SEND
-        spec = saved_spec(webhook)  # (a saved state: the read model's or the store's)
+        saved = self.views.saved(webhook)  # (a saved state: the read model's or the store's)
+        spec = saved.spec
         if spec.ordered:  # one at a time, in event order: only the head goes
             head = self.views.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
@@ -156,7 +157,7 @@ class DeliveryCommands(HooklineBase):
                 credential_headers = credential.headers()
         try:
             request = build_request(
-                spec,
+                saved,
                 self._message(event),
                 secrets=webhook.signing_secrets(now),
                 message_id=str(delivery.id),
