@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,15 +42,17 @@ import aiohttp
 from eventsourcing.domain import Aggregate
 from pydantic import SecretStr
 
+from bench.processes import peak_rss_mb
+from bench.report import git_state, percentile
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
 from domain.events import Event
 from domain.roles import Role
 from domain.signing import SECRET_BYTES, new_signing_secret
 from domain.webhooks import Webhook, WebhookSpec
+from harness.server import Server, server_env
 from hookline.settings import Settings
 from hookline.wiring import build_application
-from tests.support import Server, server_env
 
 PAGE = 50
 TARGET_P95_MS = 50.0
@@ -226,11 +226,6 @@ class Client:
         return elapsed_ms, result["data"]
 
 
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """Nearest rank: the smallest sample with at least p % of the samples at or below it."""
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def summarize(name: str, samples: list[float]) -> dict[str, Any]:
     ordered = sorted(samples)
     return {
@@ -296,26 +291,9 @@ async def run_queries(url: str, filled: Filled, n: int, warmup: int, deep_pages:
 
 
 def commit() -> str | None:
-    """The checked-out commit, with "-dirty" when the working tree differs: which code was measured."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
-    except OSError:
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """The process's high-water resident set (VmHWM), Linux only."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+    """The checked-out commit, with "-dirty" when tracked files differ from it: which code was measured."""
+    state = git_state()
+    return None if state["commit"] is None else state["commit"] + ("-dirty" if state["dirty"] else "")
 
 
 # -- the run --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.e2e import EVENT_TYPE, payload
+from bench.publisher import EVENT_TYPE, payload
 from domain.application import PreparedDelivery
 from domain.deliveries import Attempt
 from domain.events import Publication

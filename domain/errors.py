@@ -1,11 +1,11 @@
-"""The one exception tree of the domain; the gateway maps it to GraphQL error codes in one place.
+"""The one exception tree of the domain; `gateway/errors.py`'s `CODES` gives each its GraphQL code.
 
 HooklineError
-├── InvalidInput        BAD_USER_INPUT, with every problem found (field, message)
-├── NotFound            NOT_FOUND: absent, deleted, or another organisation's
-├── Conflict            CONFLICT: stale expected version, duplicate configuration
-├── Forbidden           FORBIDDEN: the caller's role may not do this
-└── Unauthenticated     UNAUTHENTICATED: no key, or an unknown or revoked one
+├── InvalidInput        every problem found in the input (field, message)
+├── NotFound            absent, deleted, or another organisation's
+├── Conflict            stale expected version, duplicate configuration
+├── Forbidden           the caller's role may not do this
+└── Unauthenticated     no key, or an unknown or revoked one
 
 RenderedBodyTooLarge    not a caller's error: the attempt of a delivery (or a test) fails with it
 """
@@ -24,31 +24,29 @@ class Problem:
 
 
 class HooklineError(Exception):
-    code = "INTERNAL_SERVER_ERROR"
+    pass
 
 
 class InvalidInput(HooklineError):
-    code = "BAD_USER_INPUT"
-
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems) or "invalid input")
 
 
 class NotFound(HooklineError):
-    code = "NOT_FOUND"
+    pass
 
 
 class Conflict(HooklineError):
-    code = "CONFLICT"
+    pass
 
 
 class Forbidden(HooklineError):
-    code = "FORBIDDEN"
+    pass
 
 
 class Unauthenticated(HooklineError):
-    code = "UNAUTHENTICATED"
+    pass
 
 
 class RenderedBodyTooLarge(Exception):

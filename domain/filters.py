@@ -20,6 +20,7 @@ How a condition is evaluated against a payload (a JSON object):
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,22 @@ import re2
 from domain.errors import Problem
 from domain.nesting import too_deep
 
-OPERATORS = ("EQ", "NEQ", "IN", "NOT_IN", "CONTAINS", "EXISTS", "GT", "GTE", "LT", "LTE", "MATCHES")
+
+class FilterOperator(enum.StrEnum):
+    EQ = "EQ"
+    NEQ = "NEQ"
+    IN = "IN"
+    NOT_IN = "NOT_IN"
+    CONTAINS = "CONTAINS"
+    EXISTS = "EXISTS"
+    GT = "GT"
+    GTE = "GTE"
+    LT = "LT"
+    LTE = "LTE"
+    MATCHES = "MATCHES"
+
+
+OPERATORS = tuple(operator.value for operator in FilterOperator)
 MAX_GROUPS = 20
 MAX_CONDITIONS = 20
 MAX_VALUES = 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -19,7 +20,16 @@ from domain.filters import CompiledFilter, Condition, check_filters, compile_fil
 from domain.targets import literal_host_problem, split_target
 from domain.templates import CompiledTemplate, check_template, compile_template
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+class HttpMethod(enum.StrEnum):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+
+METHODS = tuple(method.value for method in HttpMethod)
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
 MAX_EVENT_TYPES = 100

@@ -126,7 +126,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
             app=self.app,
             authenticator=self.authenticator,
             send=self.send,
-            publish=self.publish,
+            publisher=self.publish,
             live=self.live,
             authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
         )

@@ -14,15 +14,34 @@ from eventsourcing.persistence import PersistenceError
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from domain.errors import HooklineError, InvalidInput
+from domain.errors import Conflict, Forbidden, HooklineError, InvalidInput, NotFound, Unauthenticated
 
 log = structlog.get_logger("hookline.gateway")
 
+BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL_SERVER_ERROR"
+# The contract's code for each error of the domain; a HooklineError not named here is INTERNAL.
+CODES: dict[type[HooklineError], str] = {
+    InvalidInput: BAD_USER_INPUT,
+    NotFound: "NOT_FOUND",
+    Conflict: "CONFLICT",
+    Forbidden: "FORBIDDEN",
+    Unauthenticated: "UNAUTHENTICATED",
+}
+_OURS = frozenset(CODES.values())
+
+
+def code_of(error: HooklineError) -> str:
+    return next((CODES[kind] for kind in type(error).__mro__ if kind in CODES), INTERNAL)
+
+
+def bad_input(field: str, message: str) -> dict[str, Any]:
+    """The extensions of a BAD_USER_INPUT error with one problem."""
+    return {"code": BAD_USER_INPUT, "fields": [{"field": field, "message": message}]}
 
 
 def _extensions(error: HooklineError) -> dict[str, Any]:
-    extensions: dict[str, Any] = {"code": error.code}
+    extensions: dict[str, Any] = {"code": code_of(error)}
     if isinstance(error, InvalidInput):
         extensions["fields"] = [{"field": p.field, "message": p.message} for p in error.problems]
     return extensions
@@ -37,25 +56,16 @@ def to_graphql_error(error: GraphQLError) -> GraphQLError:
     if original is None or isinstance(original, GraphQLError):
         # Raised by graphql-core while parsing, validating or coercing: safe to show as it is.
         code = error.extensions.get("code") if error.extensions else None
-        if code in ("UNAUTHENTICATED", "FORBIDDEN", "BAD_USER_INPUT", "NOT_FOUND", "CONFLICT"):
+        if code in _OURS:
             return error
         return GraphQLError(
-            error.message,
-            nodes=error.nodes,
-            path=error.path,
-            extensions={
-                "code": "BAD_USER_INPUT",
-                "fields": [{"field": "query", "message": error.message}],
-            },
+            error.message, nodes=error.nodes, path=error.path, extensions=bad_input("query", error.message)
         )
     if isinstance(original, UnicodeError):
         # A string with lone surrogates (valid JSON, not valid Unicode) cannot be stored or compared.
         message = "a string argument is not valid Unicode text"
         return GraphQLError(
-            message,
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "BAD_USER_INPUT", "fields": [{"field": "input", "message": message}]},
+            message, nodes=error.nodes, path=error.path, extensions=bad_input("input", message)
         )
     if isinstance(original, PersistenceError):
         log.error(

@@ -12,12 +12,12 @@ from strawberry.scalars import JSON
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import StrawberryOptional
 
+from domain.credentials import CredentialKind
 from domain.errors import InvalidInput, Problem
 from domain.events import Publication
-from domain.filters import Condition
+from domain.filters import Condition, FilterOperator
 from domain.ids import parse_id
-from domain.webhooks import Header, WebhookSpec
-from gateway.types import CredentialKind, FilterOperator, HttpMethod
+from domain.webhooks import Header, HttpMethod, WebhookSpec
 
 T = TypeVar("T")
 
@@ -122,9 +122,9 @@ class UpdateWebhookInput:
 def built_directly(cls: type[T]) -> type[T]:
     """An input of scalar fields only, built straight from the value graphql-core coerced.
 
-    Strawberry converts an input field by field, resolving each field's type every time (38 us an
-    item; `publishEvents` takes up to 500). Scalars need no converting (graphql-core parsed them), so
-    this sets the definition's `from_input` hook to pass them on as they are (6.5 us)."""
+    Strawberry converts an input field by field, resolving each field's type every time, which is most
+    of a large `publishEvents`' cost; scalars need no converting (graphql-core parsed them), so this sets
+    the definition's `from_input` hook to pass them on as they are."""
     definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
     for field in definition.fields:
         type_ = field.type.of_type if isinstance(field.type, StrawberryOptional) else field.type

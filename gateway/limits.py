@@ -8,11 +8,11 @@ body is: the GraphQL view refuses (415) every other body, so nothing parses a bo
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import bad_input
 
 
 def is_json(content_type: str | bytes | None) -> bool:
@@ -24,15 +24,7 @@ def is_json(content_type: str | bytes | None) -> bool:
 
 def refusal(status: int, message: str, field: str = "body") -> Response:
     """A refused request in the shape of a GraphQL answer: BAD_USER_INPUT naming what was wrong."""
-    body: dict[str, Any] = {
-        "data": None,
-        "errors": [
-            {
-                "message": message,
-                "extensions": {"code": "BAD_USER_INPUT", "fields": [{"field": field, "message": message}]},
-            }
-        ],
-    }
+    body = {"data": None, "errors": [{"message": message, "extensions": bad_input(field, message)}]}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 import strawberry
@@ -17,7 +17,8 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from domain.credentials import CredentialKind as DomainCredentialKind
+from domain.application import Hookline
+from domain.deliveries import DeliveryStatus
 from domain.errors import InvalidInput, Problem
 from domain.roles import Permission
 from gateway.context import Info
@@ -34,18 +35,16 @@ from gateway.inputs import (
     utc,
 )
 from gateway.types import (
-    AuditRecordConnection,
+    AuditRecord,
     AuditVerification,
+    Connection,
     Credential,
     Delivery,
-    DeliveryConnection,
-    DeliveryStatus,
     DeliveryUpdate,
     EventType,
     PublishedEvent,
     TestResult,
     Webhook,
-    WebhookConnection,
 )
 
 MAX_DEPTH = 10
@@ -64,23 +63,19 @@ class Query:
         after: str | None = None,
         active: bool | None = None,
         event_type: str | None = None,
-    ) -> WebhookConnection:
-        principal = await info.context.principal()
-        page = await asyncio.to_thread(
-            info.context.app.webhooks,
-            principal,
+    ) -> Connection[Webhook]:
+        principal, page = await info.context.run_with_caller(
+            Hookline.webhooks,
             first=50 if first is None else first,
             after=after,
             active=active,
             event_type=event_type,
         )
-        return WebhookConnection.from_page(page, principal)
+        return Connection.of(page, partial(Webhook.from_domain, principal=principal))
 
     @strawberry.field
     async def webhook(self, info: Info, id: strawberry.ID) -> Webhook | None:
-        principal = await info.context.principal()
-        webhook_id = id_argument(id)
-        found = await asyncio.to_thread(info.context.app.webhook, principal, webhook_id)
+        principal, found = await info.context.run_with_caller(Hookline.webhook, id_argument(id))
         return Webhook.from_domain(found, principal) if found else None
 
     @strawberry.field
@@ -91,18 +86,14 @@ class Query:
         version: int | None = None,
         at: datetime | None = None,
     ) -> Webhook | None:
-        principal = await info.context.principal()
-        webhook_id = id_argument(id)
-        found = await asyncio.to_thread(
-            info.context.app.webhook_as_of, principal, webhook_id, version=version, at=utc(at)
+        principal, found = await info.context.run_with_caller(
+            Hookline.webhook_as_of, id_argument(id), version=version, at=utc(at)
         )
         return Webhook.from_domain(found, principal) if found else None
 
     @strawberry.field
     async def delivery(self, info: Info, id: strawberry.ID) -> Delivery | None:
-        principal = await info.context.principal()
-        delivery_id = id_argument(id)
-        found = await asyncio.to_thread(info.context.app.delivery, principal, delivery_id)
+        found = await info.context.run(Hookline.delivery, id_argument(id))
         return Delivery.from_domain(found) if found else None
 
     @strawberry.field
@@ -114,29 +105,25 @@ class Query:
         status: DeliveryStatus | None = None,
         first: int | None = 50,
         after: str | None = None,
-    ) -> DeliveryConnection:
-        principal = await info.context.principal()
-        page = await asyncio.to_thread(
-            info.context.app.deliveries,
-            principal,
+    ) -> Connection[Delivery]:
+        page = await info.context.run(
+            Hookline.deliveries,
             webhook_id=optional_id_argument(webhook_id),
             event_id=optional_id_argument(event_id),
             status=status.value if status else None,
             first=50 if first is None else first,
             after=after,
         )
-        return DeliveryConnection.from_page(page)
+        return Connection.of(page, Delivery.from_domain)
 
     @strawberry.field
     async def credentials(self, info: Info) -> list[Credential]:
-        principal = await info.context.principal()
-        found = await asyncio.to_thread(info.context.app.credentials, principal)
+        found = await info.context.run(Hookline.credentials)
         return [Credential.from_domain(c) for c in found]
 
     @strawberry.field
     async def event_types(self, info: Info) -> list[EventType]:
-        principal = await info.context.principal()
-        found = await asyncio.to_thread(info.context.app.event_types, principal)
+        found = await info.context.run(Hookline.event_types)
         return [EventType.from_domain(t) for t in found]
 
     @strawberry.field
@@ -146,32 +133,26 @@ class Query:
         aggregate_id: strawberry.ID | None = None,
         first: int | None = 100,
         after: str | None = None,
-    ) -> AuditRecordConnection:
-        principal = await info.context.principal()
-        page = await asyncio.to_thread(
-            info.context.app.audit_log,
-            principal,
+    ) -> Connection[AuditRecord]:
+        page = await info.context.run(
+            Hookline.audit_log,
             aggregate_id=optional_id_argument(aggregate_id),
             first=100 if first is None else first,
             after=after,
         )
-        return AuditRecordConnection.from_page(page)
+        return Connection.of(page, AuditRecord.from_entry)
 
     @strawberry.field
     async def verify_audit_log(self, info: Info) -> AuditVerification:
-        principal = await info.context.principal()
-        verification = await asyncio.to_thread(info.context.app.verify_audit_log, principal)
-        return AuditVerification.from_domain(verification)
+        return AuditVerification.from_domain(await info.context.run(Hookline.verify_audit_log))
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation
     async def create_webhook(self, info: Info, input: CreateWebhookInput) -> Webhook:
-        principal = await info.context.principal()
-        webhook = await asyncio.to_thread(
-            info.context.app.create_webhook,
-            principal,
+        principal, webhook = await info.context.run_with_caller(
+            Hookline.create_webhook,
             input.to_spec(),
             active=input.active is not False,
             allow_duplicate=input.allow_duplicate is True,
@@ -186,71 +167,49 @@ class Mutation:
         input: UpdateWebhookInput,
         expected_version: int | None = None,
     ) -> Webhook:
-        principal = await info.context.principal()
-        webhook = await asyncio.to_thread(
-            info.context.app.update_webhook,
-            principal,
-            id_argument(id),
-            input.to_changes(),
-            expected_version,
+        principal, webhook = await info.context.run_with_caller(
+            Hookline.update_webhook, id_argument(id), input.to_changes(), expected_version
         )
         return Webhook.from_domain(webhook, principal)
 
     @strawberry.mutation
     async def set_webhook_active(self, info: Info, id: strawberry.ID, active: bool) -> Webhook:
-        principal = await info.context.principal()
-        webhook = await asyncio.to_thread(
-            info.context.app.set_webhook_active, principal, id_argument(id), active
+        principal, webhook = await info.context.run_with_caller(
+            Hookline.set_webhook_active, id_argument(id), active
         )
         return Webhook.from_domain(webhook, principal)
 
     @strawberry.mutation  # cannot be undone; its history stays readable
     async def delete_webhook(self, info: Info, id: strawberry.ID) -> bool:
-        principal = await info.context.principal()
-        await asyncio.to_thread(info.context.app.delete_webhook, principal, id_argument(id))
+        await info.context.run(Hookline.delete_webhook, id_argument(id))
         return True
 
     @strawberry.mutation  # the old secret keeps signing alongside for 24 h
     async def rotate_signing_secret(self, info: Info, id: strawberry.ID) -> Webhook:
-        principal = await info.context.principal()
-        webhook = await asyncio.to_thread(info.context.app.rotate_signing_secret, principal, id_argument(id))
+        principal, webhook = await info.context.run_with_caller(
+            Hookline.rotate_signing_secret, id_argument(id)
+        )
         return Webhook.from_domain(webhook, principal)
 
     @strawberry.mutation
     async def publish_event(self, info: Info, input: PublishEventInput) -> PublishedEvent:
-        principal = await info.context.principal()
-        event_id, duplicate = await info.context.publish(principal, input.to_domain())
+        event_id, duplicate = await info.context.publish(input.to_domain())
         return PublishedEvent(event_id=strawberry.ID(str(event_id)), duplicate=duplicate)
 
     @strawberry.mutation
     async def publish_events(self, info: Info, input: list[PublishEventInput]) -> list[PublishedEvent]:
-        principal = await info.context.principal()
-        published = await asyncio.to_thread(
-            info.context.app.publish_events, principal, [i.to_domain() for i in input]
-        )
+        published = await info.context.run(Hookline.publish_events, [i.to_domain() for i in input])
         return [PublishedEvent(event_id=strawberry.ID(str(e)), duplicate=d) for e, d in published]
 
     @strawberry.mutation
     async def create_credential(self, info: Info, input: CreateCredentialInput) -> Credential:
-        principal = await info.context.principal()
-        credential = await asyncio.to_thread(
-            info.context.app.create_credential,
-            principal,
-            input.name,
-            DomainCredentialKind(input.kind.value),
-            input.parts(),
-        )
+        credential = await info.context.run(Hookline.create_credential, input.name, input.kind, input.parts())
         return Credential.from_domain(credential)
 
     @strawberry.mutation
     async def define_event_type(self, info: Info, input: DefineEventTypeInput) -> EventType:
-        principal = await info.context.principal()
-        spec = await asyncio.to_thread(
-            info.context.app.define_event_type,
-            principal,
-            input.name,
-            input.description,
-            input.sample_payload,
+        spec = await info.context.run(
+            Hookline.define_event_type, input.name, input.description, input.sample_payload
         )
         return EventType.from_domain(spec)
 
@@ -258,12 +217,8 @@ class Mutation:
     async def send_test(
         self, info: Info, webhook_id: strawberry.ID, use_sample_data: bool | None = False
     ) -> TestResult:
-        principal = await info.context.principal()
-        request, errors = await asyncio.to_thread(
-            info.context.app.prepare_test,
-            principal,
-            id_argument(webhook_id),
-            use_sample_data=use_sample_data is True,
+        request, errors = await info.context.run(
+            Hookline.prepare_test, id_argument(webhook_id), use_sample_data=use_sample_data is True
         )
         if request is None:
             return TestResult.refused(errors)
@@ -272,10 +227,7 @@ class Mutation:
 
     @strawberry.mutation
     async def recover_deliveries(self, info: Info, webhook_id: strawberry.ID, since: datetime) -> int:
-        principal = await info.context.principal()
-        return await asyncio.to_thread(
-            info.context.app.recover_deliveries, principal, id_argument(webhook_id), utc(since)
-        )
+        return await info.context.run(Hookline.recover_deliveries, id_argument(webhook_id), utc(since))
 
     @strawberry.mutation
     async def replay_events(
@@ -285,15 +237,11 @@ class Mutation:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime | None = None,
     ) -> int:
-        principal = await info.context.principal()
-        return await asyncio.to_thread(
-            info.context.app.replay_events, principal, id_argument(webhook_id), utc(from_), utc(to)
-        )
+        return await info.context.run(Hookline.replay_events, id_argument(webhook_id), utc(from_), utc(to))
 
     @strawberry.mutation
     async def redeliver(self, info: Info, delivery_id: strawberry.ID) -> Delivery:
-        principal = await info.context.principal()
-        delivery = await asyncio.to_thread(info.context.app.redeliver, principal, id_argument(delivery_id))
+        delivery = await info.context.run(Hookline.redeliver, id_argument(delivery_id))
         return Delivery.from_domain(delivery)
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,45 +12,26 @@ from strawberry.scalars import JSON
 from domain.audit import Verification
 from domain.catalogue import BUILT_IN, EventTypeSpec
 from domain.credentials import Credential as DomainCredential
+from domain.credentials import CredentialKind
 from domain.deliveries import Attempt as DomainAttempt
 from domain.deliveries import Delivery as DomainDelivery
+from domain.deliveries import DeliveryStatus
 from domain.deliveries import DeliveryUpdate as DomainDeliveryUpdate
+from domain.filters import FilterOperator
 from domain.masking import masked_header_value, masked_url
 from domain.roles import Permission, Principal
 from domain.views import Page
+from domain.webhooks import HttpMethod
 from domain.webhooks import Webhook as DomainWebhook
 
+# The schema's enums are the domain's own, under their names and with their values.
+strawberry.enum(HttpMethod)
+strawberry.enum(FilterOperator)
+strawberry.enum(DeliveryStatus)
+strawberry.enum(CredentialKind)
 
-@strawberry.enum
-class HttpMethod(enum.Enum):
-    GET = "GET"
-    POST = "POST"
-    PUT = "PUT"
-    PATCH = "PATCH"
-    DELETE = "DELETE"
-
-
-@strawberry.enum
-class FilterOperator(enum.Enum):
-    EQ = "EQ"
-    NEQ = "NEQ"
-    IN = "IN"
-    NOT_IN = "NOT_IN"
-    CONTAINS = "CONTAINS"
-    EXISTS = "EXISTS"
-    GT = "GT"
-    GTE = "GTE"
-    LT = "LT"
-    LTE = "LTE"
-    MATCHES = "MATCHES"
-
-
-@strawberry.enum
-class DeliveryStatus(enum.Enum):
-    PENDING = "PENDING"
-    RETRYING = "RETRYING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
+T = TypeVar("T")
+N = TypeVar("N")
 
 
 @strawberry.type
@@ -77,9 +57,27 @@ class PageInfo:
     has_next_page: bool
     end_cursor: str | None
 
+
+@strawberry.type
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type
+class Connection(Generic[N]):
+    """A page of a list; `Connection[Webhook]` is named `WebhookConnection` in the schema."""
+
+    total_count: int
+    edges: list[Edge[N]]
+    page_info: PageInfo
+
     @classmethod
-    def of(cls, has_next: bool, edges: Sequence[Any]) -> PageInfo:
-        return cls(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
+    def of(cls, page: Page[T], node: Callable[[T], N]) -> Connection[N]:
+        edges = [Edge(cursor=cursor, node=node(item)) for cursor, item in page.items]
+        end_cursor = edges[-1].cursor if edges else None
+        page_info = PageInfo(has_next_page=page.has_next, end_cursor=end_cursor)
+        return cls(total_count=page.total, edges=edges, page_info=page_info)
 
 
 @strawberry.type
@@ -143,28 +141,6 @@ class Webhook:
 
 
 @strawberry.type
-class WebhookEdge:
-    cursor: str
-    node: Webhook
-
-
-@strawberry.type
-class WebhookConnection:
-    total_count: int
-    edges: list[WebhookEdge]
-    page_info: PageInfo
-
-    @classmethod
-    def from_page(cls, page: Page[DomainWebhook], principal: Principal) -> WebhookConnection:
-        edges = [WebhookEdge(cursor=c, node=Webhook.from_domain(w, principal)) for c, w in page.items]
-        return cls(
-            total_count=page.total,
-            edges=edges,
-            page_info=PageInfo.of(page.has_next, edges),
-        )
-
-
-@strawberry.type
 class Attempt:
     number: int
     started_at: datetime
@@ -211,38 +187,9 @@ class Delivery:
 
 
 @strawberry.type
-class DeliveryEdge:
-    cursor: str
-    node: Delivery
-
-
-@strawberry.type
-class DeliveryConnection:
-    total_count: int
-    edges: list[DeliveryEdge]
-    page_info: PageInfo
-
-    @classmethod
-    def from_page(cls, page: Page[DomainDelivery]) -> DeliveryConnection:
-        edges = [DeliveryEdge(cursor=c, node=Delivery.from_domain(d)) for c, d in page.items]
-        return cls(
-            total_count=page.total,
-            edges=edges,
-            page_info=PageInfo.of(page.has_next, edges),
-        )
-
-
-@strawberry.type
 class PublishedEvent:
     event_id: strawberry.ID
     duplicate: bool
-
-
-@strawberry.enum
-class CredentialKind(enum.Enum):
-    BASIC = "BASIC"
-    BEARER = "BEARER"
-    HEADER = "HEADER"
 
 
 @strawberry.type
@@ -343,28 +290,6 @@ class AuditRecord:
             data=entry["data"],
             hash=entry["hash"],
             previous_hash=entry["previousHash"],
-        )
-
-
-@strawberry.type
-class AuditRecordEdge:
-    cursor: str
-    node: AuditRecord
-
-
-@strawberry.type
-class AuditRecordConnection:
-    total_count: int
-    edges: list[AuditRecordEdge]
-    page_info: PageInfo
-
-    @classmethod
-    def from_page(cls, page: Page[dict[str, Any]]) -> AuditRecordConnection:
-        edges = [AuditRecordEdge(cursor=c, node=AuditRecord.from_entry(e)) for c, e in page.items]
-        return cls(
-            total_count=page.total,
-            edges=edges,
-            page_info=PageInfo.of(page.has_next, edges),
         )
 
 

@@ -45,9 +45,17 @@ from workers.arq_queue import ArqQueue
 from workers.batching import Batcher
 from workers.dispatch import Dispatcher
 from workers.inprocess import InProcessQueue
-from workers.jobs import Jobs, embedded_reserve, embedded_share, worker_organizations, worker_share
+from workers.jobs import Jobs
 from workers.ratelimit import LocalRateLimiter, RedisRateLimiter
 from workers.sender import Sender
+from workers.slots import (
+    HoldingSlots,
+    ParkingSlots,
+    embedded_reserve,
+    embedded_share,
+    worker_organizations,
+    worker_share,
+)
 
 log = structlog.get_logger("hookline")
 
@@ -218,26 +226,14 @@ def build_gateway(settings: Settings) -> Starlette:
 async def embedded_queue(
     app: Hookline, views: SweepViews, settings: Settings, sender: Sender, metrics: Metrics
 ) -> AsyncIterator[Dispatcher]:
-    """The in-process queue that fans out and delivers inside `serve`."""
-
-    async def handle(kind: str, item: UUID) -> float | None:
-        if kind == "fan_out":
-            await jobs.fan_out(item)
-            return None
-        return await jobs.deliver(item)
-
+    """The in-process queue that fans out and delivers inside `serve`: a delivery waiting for a slot
+    leaves the queue, and a send that ends queues it again (see `ParkingSlots`)."""
     concurrency = settings.delivery_concurrency
-    queue = InProcessQueue(handle, concurrency=concurrency + embedded_reserve(concurrency))
-    jobs = Jobs(
-        app,
-        sender.send,
-        LocalRateLimiter(),
-        per_webhook=embedded_share(concurrency),
-        requeue=queue.resume,
-        organizations=concurrency,
-    )
+    queue = InProcessQueue(concurrency=concurrency + embedded_reserve(concurrency))
+    slots = ParkingSlots(queue.resume, embedded_share(concurrency), organizations=concurrency)
+    jobs = Jobs(app, sender.send, LocalRateLimiter(), slots)
     metrics.queue_depth.set_function(lambda: queue.depth)
-    async with queue.running():
+    async with queue.running(jobs.run):
         dispatcher = Dispatcher(queue, views)
 
         # (The queue holds its jobs until they run: what waits in it now is not lost.)
@@ -282,13 +278,13 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         app = opened.app
         sender = build_sender(settings)
         await sender.start()
-        per_webhook = worker_share(settings.worker_jobs)
         limiter = RedisRateLimiter(ctx["redis"])
         # What a fan-out creates here is queued from here, at once (see workers.dispatch).
         queue = ArqQueue(ctx["redis"], asyncio.get_running_loop())
         app.saved_listeners.append(Dispatcher(queue, opened.read_model.queries).recorded)
-        organizations = worker_organizations(settings.worker_jobs)
-        jobs = Jobs(app, sender.send, limiter, per_webhook=per_webhook, organizations=organizations)
+        # A job waiting for a slot holds its own a moment, else goes back to Redis (see HoldingSlots).
+        slots = HoldingSlots(worker_share(settings.worker_jobs), worker_organizations(settings.worker_jobs))
+        jobs = Jobs(app, sender.send, limiter, slots)
         ctx.update(app=app, sender=sender, queue=queue, jobs=jobs)
         log.info("worker ready", frozen_objects=settle_heap())
 
@@ -305,8 +301,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "max_jobs": settings.worker_jobs,
         "job_completion_wait": WORKER_DRAIN_SECONDS,
-        # arq starts jobs only when it polls, so a worker busy with one webhook's share of sends
-        # takes up more only at the next poll; idle, this costs a Redis query per worker every 20 ms.
+        # arq looks for jobs when it polls (and ClaimingWorker, full, when a job ends): a job queued
+        # while the worker has room waits up to this long; idle, it costs a Redis query every 20 ms.
         "poll_delay": 0.02,
         "keep_result": 0,
     }

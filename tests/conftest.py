@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import support
-from tests.support import Receiver, Server, distributed_env, private_redis, server_env
+from tests.support import Receiver, Server, distributed_env, private_redis, server_env, use_redis
 
 MODES = ["embedded", "distributed"]
 WORKERS = 2
@@ -17,7 +16,7 @@ WORKERS = 2
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Every distributed test of this session uses a Redis of its own (a db index each)."""
     with private_redis(tmp_path_factory.mktemp("redis")) as url:
-        support.REDIS = url
+        use_redis(url)
         yield url
 
 

@@ -1,350 +1,46 @@
-"""Test helpers shipped with the suite: a real `hookline serve` subprocess, the real CLI, a real receiver."""
+"""The test suite's names for the harness (harness/): a real `hookline serve`, the real CLI, a real receiver,
+PostgreSQL and Redis of one's own."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from harness import services
+from harness.receiver import Received, Receiver
+from harness.server import BIN, HOOKLINE, GraphQLResult, Server, free_port, server_env, wait_until
+from harness.services import (
+    POSTGRES,
+    REDIS_DATABASES,
+    RedisServer,
+    distributed_env,
+    postgres_database,
+    private_redis,
+    redis_base,
+    redis_database,
+    use_redis,
+)
 
-from aiohttp import web
-
-BIN = Path(sys.executable).parent
-HOOKLINE = str(BIN / "hookline")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+__all__ = [
+    "BIN",
+    "HOOKLINE",
+    "POSTGRES",
+    "REDIS_DATABASES",
+    "GraphQLResult",
+    "Received",
+    "Receiver",
+    "RedisServer",
+    "Server",
+    "distributed_env",
+    "free_port",
+    "postgres_database",
+    "private_redis",
+    "redis_base",
+    "redis_database",
+    "server_env",
+    "use_redis",
+    "wait_until",
+]
 
 
-class GraphQLResult(dict[str, Any]):
-    @property
-    def data(self) -> Any:
-        return self.get("data")
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return list(self.get("errors") or [])
-
-    @property
-    def codes(self) -> list[str]:
-        return [e.get("extensions", {}).get("code") for e in self.errors]
-
-    @property
-    def fields(self) -> list[str]:
-        return [f["field"] for e in self.errors for f in e.get("extensions", {}).get("fields", [])]
-
-    def ok(self) -> Any:
-        assert not self.errors, self.errors
-        return self.data
-
-
-@dataclass
-class Server:
-    """A real `hookline serve` on a free port, in a directory of its own, and in distributed mode
-    (`workers` > 0, with HOOKLINE_DATABASE_URL and HOOKLINE_REDIS_URL in `env`) its `hookline worker`s."""
-
-    directory: Path
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    workers: int = 0
-    worker_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def mode(self) -> str:
-        return "distributed" if self.workers else "embedded"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        self.log = open(self.directory / "serve.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [HOOKLINE, "serve", "--port", str(self.port)],
-            cwd=self.directory,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._healthy, timeout=20)
-        for _ in range(self.workers):
-            self.start_worker()
-        if self.workers:
-            self.wait_for_workers()
-        return self
-
-    def wait_for_workers(self, timeout: float = 30.0) -> None:
-        """Until every worker has opened its resources (it logs "worker ready")."""
-        logs = [self.directory / f"worker-{i}.log" for i in range(len(self.worker_processes))]
-
-        def ready() -> bool:
-            for process, log in zip(self.worker_processes, logs, strict=True):
-                if process.poll() is not None:
-                    raise AssertionError(f"worker exited: {log.read_text(errors='replace')}")
-            return all(log.exists() and "worker ready" in log.read_text(errors="replace") for log in logs)
-
-        wait_until(ready, timeout)
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        log = self.directory / f"worker-{len(self.worker_processes)}.log"
-        with log.open("ab") as sink:
-            worker = subprocess.Popen(
-                [HOOKLINE, "worker"], cwd=self.directory, env=self.env, stdout=sink, stderr=subprocess.STDOUT
-            )
-        self.worker_processes.append(worker)
-        return worker
-
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"serve exited: {self.output()}")
-        try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        for process in [*self.worker_processes, self.process]:
-            if process and process.poll() is None:
-                process.terminate()
-        for process in [*self.worker_processes, self.process]:
-            if process is None:
-                continue
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.worker_processes = []
-        if hasattr(self, "log"):
-            self.log.close()
-
-    def output(self) -> str:
-        return (self.directory / "serve.log").read_text(errors="replace")
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [HOOKLINE, *args], cwd=self.directory, env=self.env, capture_output=True, text=True
-        )
-
-    def key(self, org: str, role: str) -> str:
-        result = self.cli("keys", "create", "--org", org, "--role", role)
-        assert result.returncode == 0, result.stderr
-        lines = result.stdout.splitlines()
-        assert len(lines) == 1, result.stdout
-        return lines[0]
-
-    def gql(self, key: str | None, query: str, variables: dict[str, Any] | None = None) -> GraphQLResult:
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(self.url + "/graphql", body, headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return GraphQLResult(json.loads(response.read()))
-        except urllib.error.HTTPError as error:
-            status, payload = error.code, error.read()
-        if status >= 500:
-            raise AssertionError(f"HTTP {status} from the gateway: {payload!r}")
-        return GraphQLResult(json.loads(payload))
-
-
-def server_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
-    env.update(overrides)
-    return env
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-class Receiver:
-    """An aiohttp server on 127.0.0.1 in a thread of its own, recording every request it gets.
-
-    `respond` decides each answer from the request count (status, headers, body); 200 by default.
-    """
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.requests: list[Received] = []
-        self.respond: Callable[[Received], tuple[int, dict[str, str], str]] = lambda _: (
-            200,
-            {},
-            "ok",
-        )
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        received = Received(
-            method=request.method,
-            path=request.path_qs,
-            headers=dict(request.headers),
-            body=await request.read(),
-            at=time.monotonic(),
-        )
-        self.requests.append(received)
-        status, headers, text = self.respond(received)
-        return web.Response(status=status, headers=headers, text=text)
-
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        wait_until(lambda: len(self.requests) >= count, timeout)
-        return self.requests
-
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379"  # replaced by a private server for the test session (conftest)
-REDIS_DATABASES = 64
-_free_redis_indexes = list(range(1, REDIS_DATABASES))  # a db index is held by one user at a time
-
-
-@contextmanager
-def private_redis(directory: Path) -> Iterator[str]:
-    """A `redis-server` of our own on a free port, so that no other test run shares its queues."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-            "--databases",  # the default 16 is fewer than the servers a session holds at once
-            str(REDIS_DATABASES),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    try:
-        import redis
-
-        wait_until(lambda: _pings(redis.Redis.from_url(url)), timeout=10)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _pings(client: Any) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:  # not up yet
-        return False
-    finally:
-        client.close()
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A database of its own for one test (or one shared server), dropped afterwards."""
-    import psycopg
-
-    name = f"hookline_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES + "/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        with psycopg.connect(POSTGRES + "/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def redis_base() -> str:
-    return REDIS
-
-
-@contextmanager
-def redis_database() -> Iterator[str]:
-    """A Redis db index of its own (emptied before and after use, and not handed out meanwhile)."""
-    import redis
-
-    index = _free_redis_indexes.pop(0)
-    url = f"{redis_base()}/{index}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
-        _free_redis_indexes.append(index)
-
-
-@contextmanager
-def distributed_env(**overrides: str) -> Iterator[dict[str, str]]:
-    with postgres_database() as database, redis_database() as redis_url:
-        defaults = {
-            "HOOKLINE_DATABASE_URL": database,
-            "HOOKLINE_REDIS_URL": redis_url,
-            "HOOKLINE_SECRET_KEY": "test-passphrase-for-the-distributed-store",
-            "HOOKLINE_SWEEP_SECONDS": "1",
-            "HOOKLINE_DATABASE_POOL_SIZE": "3",  # many servers run side by side in a test session
-        }
-        yield server_env(**{**defaults, **overrides})
+def __getattr__(name: str) -> str:
+    if name == "REDIS":  # the session's Redis, read where use_redis set it (never a stale copy)
+        return services.REDIS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

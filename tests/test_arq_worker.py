@@ -24,7 +24,7 @@ from hookline.runtime import supervise_worker
 from tests.support import redis_database
 from workers.arq_jobs import put_back
 from workers.arq_worker import FINISH, ROOM_WAIT, ClaimingWorker
-from workers.jobs import Busy
+from workers.jobtypes import Busy, Later
 
 JOBS = 300
 MAX_JOBS = 7
@@ -158,7 +158,7 @@ def test_a_busy_job_moves_back_further_each_time_and_never_beyond_its_wait() -> 
     assert abs(deferred_ms(3, 0.5) - (to_unix_ms(queued) + 2_000 - now)) < 100  # then 8 s
     assert deferred_ms(6, 0.5) == 500  # 16 s after it was queued: no later than 0.5 s from now
     assert deferred_ms(100_000, 0.5) == 500
-    assert put_back({}, 0.5).defer_score == 500  # a rate limit's or a retry's wait is a wait
+    assert put_back({}, Later(0.5)).defer_score == 500  # a rate limit's or a retry's wait is a wait
 
 
 def test_the_worker_runs_on_uvloop_on_a_new_loop_each_time_redis_goes_away() -> None:

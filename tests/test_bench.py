@@ -11,7 +11,10 @@ import orjson
 import pytest
 
 from bench import stages
-from bench.e2e import PAYLOAD_BYTES, Options, ReceiverProcess, main, payload, run_benchmark
+from bench.e2e import main, run_benchmark
+from bench.options import Options
+from bench.publisher import PAYLOAD_BYTES, payload
+from bench.receiver import ReceiverProcess
 
 KEYS = {
     "mode",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
-from domain.catalogue import BUILT_IN
+from domain.catalogue import BUILT_IN, ENVELOPE_VARIABLES
+from domain.roles import GRANTS, Permission
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, UPDATE_WEBHOOK, WEBHOOK, webhook_input
 from tests.support import Received, Receiver, Server, server_env, wait_until
 
@@ -124,6 +125,31 @@ def assert_labelled(page: Page) -> None:
 def field_(page: Page, name: str) -> Locator:
     """The control of the field a server problem would name (`data-field`)."""
     return page.locator(f'[data-field="{name}"]').locator("input:visible, select:visible, textarea").first
+
+
+ROLE_TABLE = """async () => {
+    const roles = await import("/roles.js");
+    return { permissions: roles.PERMISSION, grants: roles.GRANTS };
+}"""
+ENVELOPE = "async (types) => (await import('/shared.js')).envelopeOf(types)"
+
+
+def test_the_consoles_role_table_and_envelope_variables_are_the_servers_own(
+    console: Console, server: Server
+) -> None:
+    """The console's role table and envelope variables, as served, are the server's: they cannot drift."""
+    page = console.page
+    page.goto(server.url + "/")
+
+    served = page.evaluate(ROLE_TABLE)
+    assert served["permissions"] == {p.name: p.value for p in Permission}
+    assert {role: sorted(granted) for role, granted in served["grants"].items()} == {
+        role.value: sorted(p.value for p in granted) for role, granted in GRANTS.items()
+    }
+    viewer = server.key("console-envelope", "viewer")
+    types = server.gql(viewer, "{ eventTypes { name variables } }").ok()["eventTypes"]
+    assert page.evaluate(ENVELOPE, types) == list(ENVELOPE_VARIABLES)
+    assert console.errors == []
 
 
 def test_an_admin_manages_a_webhook_from_sign_in_to_delete(

@@ -30,9 +30,11 @@ from hookline.wiring import utcnow
 from tests.apps import UNREACHABLE, application, deliveries_to, opened
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
-from workers.jobs import BUSY_WAIT, MAX_TRIES, PER_WEBHOOK, SLOT_HOLD, Busy, Jobs, embedded_share
+from workers.jobs import MAX_TRIES, Jobs
+from workers.jobtypes import DONE, Busy, Outcome
 from workers.ratelimit import LocalRateLimiter
 from workers.sender import Sender
+from workers.slots import BUSY_WAIT, PER_WEBHOOK, SLOT_HOLD, HoldingSlots, ParkingSlots, embedded_share
 
 COUNT = 100
 SHARE = 4  # sends at once to the one webhook
@@ -88,14 +90,10 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
         sender = Sender(allow_private_targets=True, clock=utcnow)
         await sender.start()
 
-        async def handle(kind: str, item: UUID) -> float | None:
-            assert kind == "deliver"
-            return await jobs.deliver(item)
-
-        queue = InProcessQueue(handle, concurrency=64)
-        jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=SHARE, requeue=queue.deliver)
+        queue = InProcessQueue(concurrency=64)
+        jobs = Jobs(app, sender.send, LocalRateLimiter(), ParkingSlots(queue.deliver, per_webhook=SHARE))
         try:
-            async with queue.running():
+            async with queue.running(jobs.run):
                 for delivery_id in deliveries:
                     queue.deliver(delivery_id)
                 for _ in range(2):
@@ -130,7 +128,7 @@ def test_a_delivery_that_cannot_be_prepared_fails_alone_and_its_batch_is_sent(tm
         arrived += 1
         return web.Response(text="ok")
 
-    async def scenario() -> tuple[list[UUID], list[float | BaseException | None]]:
+    async def scenario() -> tuple[list[UUID], list[Outcome | BaseException]]:
         async with target(answer) as url:
             deliveries = deliveries_to(app, url, 10)
             damaged = uuid4()
@@ -139,7 +137,7 @@ def test_a_delivery_that_cannot_be_prepared_fails_alone_and_its_batch_is_sent(tm
             )
             sender = Sender(allow_private_targets=True, clock=utcnow)
             await sender.start()
-            jobs = Jobs(app, sender.send, LocalRateLimiter())
+            jobs = Jobs(app, sender.send, LocalRateLimiter(), HoldingSlots())
             try:  # started in one turn of the loop: prepared in one batch
                 outcomes = await asyncio.gather(
                     *(jobs.deliver(d) for d in [*deliveries[:5], damaged, *deliveries[5:]]),
@@ -155,7 +153,7 @@ def test_a_delivery_that_cannot_be_prepared_fails_alone_and_its_batch_is_sent(tm
     finally:
         app.close()
     assert isinstance(outcomes.pop(5), MapperDeserialisationError)
-    assert outcomes == [None] * 10
+    assert outcomes == [DONE] * 10
     assert arrived == 10
     assert ended == [DeliveryStatus.SUCCEEDED] * 10
 
@@ -181,8 +179,8 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
     app.save(stored)
     [[delivery_id]] = app.fan_out_many([stored.id])
 
-    async def attempts() -> list[float | None]:
-        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]  # never sends
+    async def attempts() -> list[Outcome]:
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter(), slots=HoldingSlots())  # type: ignore[arg-type]
         outcomes = [await jobs.deliver(delivery_id)]
         await asyncio.sleep(0.15)
         return [*outcomes, await jobs.deliver(delivery_id)]
@@ -193,7 +191,7 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
         delivery = cast(Delivery, app.repository.get(delivery_id))
     finally:
         app.close()
-    assert outcomes == [None, None]
+    assert outcomes == [DONE, DONE]
     assert [entry["delivery_id"] for entry in logged if entry["log_level"] == "warning"] == [
         str(delivery_id)
     ] * 2
@@ -221,9 +219,9 @@ def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not
         prepared.extend(delivery_id for delivery_id, _ in jobs)
         return prepare(jobs)
 
-    async def runs(count: int) -> list[BaseException | float | None]:
-        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
-        outcomes: list[BaseException | float | None] = []
+    async def runs(count: int) -> list[BaseException | Outcome]:
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter(), slots=HoldingSlots())  # type: ignore[arg-type]
+        outcomes: list[BaseException | Outcome] = []
         for _ in range(count):
             try:
                 outcomes.append(await jobs.deliver(damaged))
@@ -238,7 +236,7 @@ def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not
     finally:
         app.close()
     assert [type(o) for o in outcomes[: MAX_TRIES - 1]] == [MapperDeserialisationError] * (MAX_TRIES - 1)
-    assert outcomes[MAX_TRIES - 1 :] == [None] * (10 - MAX_TRIES + 1)
+    assert outcomes[MAX_TRIES - 1 :] == [DONE] * (10 - MAX_TRIES + 1)
     assert prepared == [damaged] * MAX_TRIES
     given_up = [entry for entry in logged if "given up" in entry["event"]]
     assert [(entry["id"], entry["tries"]) for entry in given_up] == [(str(damaged), MAX_TRIES)]
@@ -251,11 +249,9 @@ def test_one_webhook_gets_at_most_half_of_serves_sends() -> None:
     assert embedded_share(1) == 1
 
 
-def busy_webhook_outcomes(
-    directory: Path, answer_seconds: float, count: int
-) -> tuple[list[float | None], int]:
-    """`count` deliver jobs started at once for one webhook with 2 slots, as a worker runs them (no
-    `requeue`): what each job answered, and the most sends in flight at once."""
+def busy_webhook_outcomes(directory: Path, answer_seconds: float, count: int) -> tuple[list[Outcome], int]:
+    """`count` deliver jobs started at once for one webhook with 2 slots, as a worker runs them
+    (`HoldingSlots`): what each job answered, and the most sends in flight at once."""
     app = application(directory)
     in_flight, peak = 0, 0
 
@@ -267,12 +263,12 @@ def busy_webhook_outcomes(
         in_flight -= 1
         return web.Response(text="ok")
 
-    async def scenario() -> list[float | None]:
+    async def scenario() -> list[Outcome]:
         async with target(answer) as url:
             deliveries = deliveries_to(app, url, count)
             sender = Sender(allow_private_targets=True, clock=utcnow)
             await sender.start()
-            jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=2)
+            jobs = Jobs(app, sender.send, LocalRateLimiter(), HoldingSlots(per_webhook=2))
             try:
                 return await asyncio.gather(*(jobs.deliver(d) for d in deliveries))
             finally:
@@ -288,14 +284,13 @@ def test_a_workers_job_for_a_busy_webhook_takes_a_slot_that_frees_soon(tmp_path:
     """Put back in Redis, a job costs a worker more than its delivery: to a target that answers within
     SLOT_HOLD, jobs beyond the webhook's slots wait for a send to end instead."""
     outcomes, peak = busy_webhook_outcomes(tmp_path, SLOT_HOLD / 10, 4)
-    assert outcomes == [None] * 4
+    assert outcomes == [DONE] * 4
     assert peak == 2
 
 
 def test_a_workers_job_for_a_webhook_whose_sends_do_not_end_is_put_back(tmp_path: Path) -> None:
     outcomes, peak = busy_webhook_outcomes(tmp_path, SLOT_HOLD * 6, 3)
-    assert sorted(outcomes, key=str) == [BUSY_WAIT, None, None]
-    assert [type(outcome) for outcome in outcomes if outcome is not None] == [Busy]  # its place is kept
+    assert sorted(outcomes, key=str) == [Busy(BUSY_WAIT), DONE, DONE]  # Busy: its place is kept
     assert peak == 2
 
 
@@ -318,16 +313,17 @@ def test_a_workers_job_holds_its_webhooks_slot_only_while_it_sends(
 
     deliveries: list[UUID] = []
 
-    async def scenario() -> list[float | None]:
+    async def scenario() -> list[Outcome]:
         async with target(answer) as url:
             deliveries.extend(deliveries_to(app, url, 6))
             sender = Sender(allow_private_targets=True, clock=utcnow)
             await sender.start()
-            jobs = Jobs(app, sender.send, LocalRateLimiter(), per_webhook=2)
+            slots = HoldingSlots(per_webhook=2)
+            jobs = Jobs(app, sender.send, LocalRateLimiter(), slots)
             prepare = app.prepare_deliveries
 
             def watched(batch: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
-                held_while_preparing.append(sum(jobs._in_flight.values()))
+                held_while_preparing.append(sum(slots._webhooks.values()))
                 return prepare(batch)
 
             monkeypatch.setattr(app, "prepare_deliveries", watched)
@@ -337,7 +333,7 @@ def test_a_workers_job_holds_its_webhooks_slot_only_while_it_sends(
                 await sender.close()
 
     try:
-        assert asyncio.run(scenario()) == [None] * 6
+        assert asyncio.run(scenario()) == [DONE] * 6
         assert held_while_preparing
         assert set(held_while_preparing) == {0}
         assert peak == 2

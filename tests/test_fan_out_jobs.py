@@ -28,6 +28,7 @@ from workers import arq_jobs
 from workers.arq_queue import DELIVER, FAN_OUT, FAN_OUT_BATCH, ArqQueue, deliver_job_id
 from workers.jobs import MAX_TRIES, Jobs
 from workers.ratelimit import LocalRateLimiter
+from workers.slots import HoldingSlots
 
 
 async def queued(redis: ArqRedis, count: int) -> dict[str, tuple[str, tuple[object, ...]]]:
@@ -87,7 +88,7 @@ def test_an_event_that_cannot_be_fanned_out_fails_its_job_after_the_others_are_d
     app.recorder.insert_events([StoredEvent(damaged, 1, get_topic(Event.Created), b"not what was written")])
 
     async def job() -> None:
-        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter(), slots=HoldingSlots())  # type: ignore[arg-type]
         await arq_jobs.fan_out({"jobs": jobs}, *map(str, [*good[:5], damaged, *good[5:]]))
 
     try:
@@ -109,7 +110,7 @@ def test_an_event_that_cannot_be_fanned_out_is_given_up_after_a_few_runs_not_ret
     app.recorder.insert_events([StoredEvent(damaged, 1, get_topic(Event.Created), b"not what was written")])
 
     async def runs(count: int) -> list[object]:
-        jobs = Jobs(app, send=None, limiter=LocalRateLimiter())  # type: ignore[arg-type]
+        jobs = Jobs(app, send=None, limiter=LocalRateLimiter(), slots=HoldingSlots())  # type: ignore[arg-type]
         outcomes: list[object] = []
         for _ in range(count):
             try:

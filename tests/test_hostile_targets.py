@@ -26,8 +26,8 @@ from domain.requests import OutgoingRequest
 from hookline.settings import Settings
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, webhook_input
 from tests.support import Receiver, Server, distributed_env, free_port, server_env, wait_until
-from workers.jobs import embedded_share, worker_share
 from workers.sender import Sender
+from workers.slots import embedded_share, worker_share
 
 CONNECT_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 3.0

@@ -7,27 +7,28 @@ import threading
 from uuid import UUID, uuid4
 
 from workers.inprocess import InProcessQueue
+from workers.jobtypes import DONE, Deliver, FanOut, Job, Outcome
 
 
 def test_deliver_jobs_run_before_fan_out_jobs_that_were_queued_earlier() -> None:
     """A burst is fanned out while its deliveries go: a deliver job does not wait behind every
     fan-out job already queued. Jobs of one kind keep their order."""
-    ran: list[tuple[str, UUID]] = []
+    ran: list[Job] = []
 
     async def scenario() -> None:
         release, done = asyncio.Event(), asyncio.Event()
 
-        async def handle(kind: str, item: UUID) -> float | None:
+        async def handle(job: Job) -> Outcome:
             if not ran:
                 await release.wait()  # the single consumer is busy while the rest is queued
-            ran.append((kind, item))
+            ran.append(job)
             if len(ran) == 6:
                 done.set()
-            return None
+            return DONE
 
-        queue = InProcessQueue(handle, concurrency=1)
+        queue = InProcessQueue(concurrency=1)
         first, events, deliveries = uuid4(), [uuid4() for _ in range(3)], [uuid4() for _ in range(2)]
-        async with queue.running():
+        async with queue.running(handle):
             queue.fan_out(first)
             await asyncio.sleep(0.05)
             for event_id in events:
@@ -39,9 +40,9 @@ def test_deliver_jobs_run_before_fan_out_jobs_that_were_queued_earlier() -> None
             release.set()
             await asyncio.wait_for(done.wait(), 5)
         assert ran == [
-            ("fan_out", first),
-            *(("deliver", d) for d in deliveries),
-            *(("fan_out", e) for e in events),
+            FanOut(first),
+            *(Deliver(d) for d in deliveries),
+            *(FanOut(e) for e in events),
         ]
 
     asyncio.run(scenario())
@@ -55,16 +56,17 @@ def test_thousands_of_submissions_from_another_thread_each_run_once() -> None:
     async def scenario() -> None:
         release, done = asyncio.Event(), asyncio.Event()
 
-        async def handle(kind: str, item: UUID) -> float | None:
+        async def handle(job: Job) -> Outcome:
             await release.wait()  # nothing finishes before every submission is in
-            ran.append(item)
+            assert isinstance(job, Deliver)
+            ran.append(job.delivery_id)
             if len(ran) == len(ids):
                 done.set()
-            return None
+            return DONE
 
-        queue = InProcessQueue(handle, concurrency=8)
+        queue = InProcessQueue(concurrency=8)
         ids = [uuid4() for _ in range(5000)]
-        async with queue.running():
+        async with queue.running(handle):
 
             def submit() -> None:  # as the log follower does, from its own thread
                 for delivery_id in ids + ids[1000:1100]:

@@ -15,7 +15,7 @@ from arq import Retry
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import func
 
-from workers.jobs import Busy
+from workers.jobtypes import Busy, Later
 
 MAX_DEFERRALS = 100_000  # a rate-limited delivery may be put back many times; it is never dropped
 JOB_TIMEOUT = 60  # longer than any attempt's total timeout; a killed worker's job runs again after it
@@ -34,20 +34,21 @@ async def fan_out(ctx: dict[str, Any], *event_ids: str) -> int:
 
 
 async def deliver(ctx: dict[str, Any], delivery_id: str, due: int | None = None) -> None:
-    wait = await ctx["jobs"].deliver(UUID(delivery_id), due)
-    if wait is not None:
-        raise put_back(ctx, wait)
+    outcome = await ctx["jobs"].deliver(UUID(delivery_id), due)
+    if isinstance(outcome, Later | Busy):
+        raise put_back(ctx, outcome)
 
 
-def put_back(ctx: dict[str, Any], wait: float) -> Retry:
-    """The job again `wait` from now; or, for a webhook that was busy (`Busy`), `wait` after it was
-    first queued, then twice that, four times... (never later than `wait` from now).
+def put_back(ctx: dict[str, Any], outcome: Later | Busy) -> Retry:
+    """The job again `Later.seconds` from now; or, for a webhook that was busy, `Busy.seconds` after
+    it was first queued, then twice that, four times... (never later than that from now).
 
     arq orders jobs by when they may run: a job put back `wait` from now goes behind every job queued
-    until then, which during a burst is the whole backlog (its delivery, one of the first, came seconds
-    after the last one). Near its first place it runs again soon after the jobs queued with it; one
-    whose webhook stays busy moves back further each time, so it never holds the head of the queue."""
-    if not isinstance(wait, Busy):
+    until then, which during a burst is the whole backlog, so one of the first deliveries would arrive
+    after the last. Near its first place it runs again soon after the jobs queued with it; one whose
+    webhook stays busy moves back further each time, so it never holds the head of the queue."""
+    wait = outcome.seconds
+    if isinstance(outcome, Later):
         return Retry(defer=wait)
     now = timestamp_ms()
     place = to_unix_ms(ctx["enqueue_time"]) + round(wait * 1000 * 2 ** min(ctx["job_try"] - 1, 30))

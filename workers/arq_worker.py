@@ -2,12 +2,15 @@
 
 arq's `start_jobs` claims each job id a poll read with WATCH, EXISTS, ZSCORE and MULTI / PSETEX / EXEC:
 four round trips, also for the ids it then skips (the jobs it already runs are still in the queue,
-and another worker's poll reads the same ids). With two workers, more than half of those claims were
-skipped ones, and claiming was a large part of a worker's CPU per delivery. Here one script makes the
-same checks and claims, atomically, for as many jobs as the worker has room for, and, when the
-worker is full, claims again as soon as a job ends rather than at the next poll. Jobs that end in
-the same turn of the loop are finished together by one script (arq sends a MULTI/EXEC of five
-commands for each). Running and retrying a job stay arq's.
+and another worker's poll reads the same ids), which costs a worker more CPU than many of its
+deliveries do. Here one script makes the same checks and claims, atomically, for as many jobs as the
+worker has room for, and, when the worker is full, claims again as soon as a job ends rather than at
+the next poll. Jobs that end in the same turn of the loop are finished together by one script (arq
+sends a MULTI/EXEC of five commands for each). Running and retrying a job stay arq's.
+
+It counts its jobs with arq's own `sem`, `job_counter` and `_release_sem_dec_counter_on_complete`,
+and stops on `allow_pick_jobs`: private names, pinned against the installed arq by
+tests/test_arq_internals.py.
 """
 
 from __future__ import annotations
@@ -81,9 +84,8 @@ class ClaimingWorker(Worker):
         """Starts due jobs that do not run anywhere, as many as there is room for, from the head of
         the queue as it is at each claim (`job_ids`, what arq's poll read, only tell that some job
         is due). When the worker is full it waits for a job to end and claims again, for up to
-        ROOM_WAIT: arq's returns, and the slots stay empty until its next poll (one worker ran its
-        20 jobs, then had none running for most of the ~40 ms until that poll). It returns as soon
-        as a claim finds fewer due jobs than it had room for.
+        ROOM_WAIT: arq's returns, and its slots stay empty from the end of its jobs until its next
+        poll. It returns as soon as a claim finds fewer due jobs than it had room for.
 
         The semaphore has a permit for each of `max_jobs` and one more: the first permit is awaited
         as arq awaits it, the others are free while fewer than `max_jobs` jobs run."""

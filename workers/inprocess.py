@@ -18,20 +18,19 @@ from uuid import UUID
 
 import structlog
 
+from workers.jobtypes import Busy, Deliver, FanOut, Job, Later, Outcome
+
 log = structlog.get_logger("hookline.queue")
 
-Job = tuple[str, UUID]
 MAX_BACKOFF = 60.0
 # A job failing this many times in a row is dropped: what the store still says is due, a sweep queues
 # again (a job's own error does not get this far: `Jobs` gives such a job up after a few runs).
 MAX_FAILURES = 10
-Handler = Callable[[str, UUID], Awaitable[float | None]]
-"""Runs a job; returns a delay in seconds when the job must run again later (e.g. rate-limited)."""
+Run = Callable[[Job], Awaitable[Outcome]]
 
 
 class InProcessQueue:
-    def __init__(self, handler: Handler, *, concurrency: int = 64) -> None:
-        self.handler = handler
+    def __init__(self, *, concurrency: int = 64) -> None:
         self.concurrency = concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
         # Deliver jobs go before fan-out jobs: a burst of events then flows through to its targets
@@ -51,16 +50,16 @@ class InProcessQueue:
 
     # Thread-safe: the log follower calls these from its thread.
     def fan_out(self, event_id: UUID) -> None:
-        self._submit(("fan_out", event_id), None)
+        self._submit(FanOut(event_id), None)
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        self._submit(("deliver", delivery_id), at)
+        self._submit(Deliver(delivery_id), at)
 
     def resume(self, delivery_id: UUID) -> None:
         """Queues a delivery that waited for a slot to run next, before the jobs queued meanwhile
         (from the loop's thread only): it takes the slot that just freed, instead of a later job
         taking it and having to wait in turn."""
-        self._put(("deliver", delivery_id), 0.0, first=True)
+        self._put(Deliver(delivery_id), 0.0, first=True)
 
     def _submit(self, job: Job, at: datetime | None) -> None:
         """Gathers submissions until the loop takes them: one wake-up of the loop for a whole batch
@@ -109,10 +108,10 @@ class InProcessQueue:
             self._timer_wake.set()
 
     def _make_ready(self, job: Job, first: bool = False) -> None:
-        priority = -1 if first else 0 if job[0] == "deliver" else 1
+        priority = -1 if first else 0 if isinstance(job, Deliver) else 1
         self._ready.put_nowait((priority, next(self._sequence), job))
 
-    async def _consume(self) -> None:
+    async def _consume(self, run: Run) -> None:
         while not self._closing:
             _, _, job = await self._ready.get()
             if job not in self._due or self._due[job] > self._now():
@@ -124,17 +123,19 @@ class InProcessQueue:
             self._busy.add(task)
             again: float | None = None
             try:
-                again = await self.handler(*job)
+                outcome = await run(job)
+                if isinstance(outcome, Later | Busy):
+                    again = outcome.seconds
                 self._failures.pop(job, None)
             except Exception:
                 # The store may be failing (full, read-only): try again later, backing off.
                 failures = self._failures[job] = self._failures.get(job, 0) + 1
                 if failures < MAX_FAILURES:
                     again = min(2.0**failures, MAX_BACKOFF)
-                    log.exception("job failed; trying again", job=job[0], id=str(job[1]), in_seconds=again)
+                    log.exception("job failed; trying again", job=job, in_seconds=again)
                 else:
                     del self._failures[job]
-                    log.exception("job failed; dropped", job=job[0], id=str(job[1]), failures=failures)
+                    log.exception("job failed; dropped", job=job, failures=failures)
             finally:
                 self._running.discard(job)
                 self._busy.discard(task)
@@ -157,11 +158,11 @@ class InProcessQueue:
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)
 
     @asynccontextmanager
-    async def running(self, drain_seconds: float = 10.0) -> AsyncIterator[InProcessQueue]:
-        """Runs the queue; on exit, sends in flight get `drain_seconds` to finish (what does not is
-        taken up again from the store at the next start)."""
+    async def running(self, run: Run, drain_seconds: float = 10.0) -> AsyncIterator[InProcessQueue]:
+        """Runs the queue's jobs with `run`; on exit, sends in flight get `drain_seconds` to finish
+        (what does not is taken up again from the store at the next start)."""
         self._loop = asyncio.get_running_loop()
-        consumers = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
+        consumers = [asyncio.create_task(self._consume(run)) for _ in range(self.concurrency)]
         timers = asyncio.create_task(self._release_timers())
         try:
             yield self

@@ -49,36 +49,6 @@ export async function gql(query, variables = {}, key = storedKey()) {
   return body.data;
 }
 
-/** Who a key belongs to, found from what it may do: `{role, organization}`. */
-export async function identify(key) {
-  const attempt = (query) =>
-    gql(query, {}, key).then(
-      (data) => ({ data }),
-      (error) => ({ error }),
-    );
-  const [types, webhooks, audit] = await Promise.all([
-    attempt("{ eventTypes { name } }"),
-    attempt("{ webhooks(first: 1) { totalCount } }"),
-    attempt("{ auditLog(first: 1) { edges { node { eventType data } } } }"),
-  ]);
-  if (types.error) throw types.error;
-  const forbidden = (result) => result.error?.code === "FORBIDDEN";
-  let role;
-  if (forbidden(webhooks)) role = "publisher";
-  else if (forbidden(audit)) role = "viewer";
-  else {
-    // Admins and auditors read the same things; only an admin may change a webhook. Switching off
-    // the nil id changes nothing: an admin is told it does not exist, an auditor that it may not.
-    const probe = await attempt(
-      'mutation { setWebhookActive(id: "00000000-0000-0000-0000-000000000000", active: false) { id } }',
-    );
-    role = probe.error?.code === "NOT_FOUND" ? "admin" : "auditor";
-  }
-  const first = audit.data?.auditLog.edges[0]?.node;
-  const organization = first?.eventType === "Organization.Created" ? first.data.name : null;
-  return { role, organization };
-}
-
 /**
  * One graphql-transport-ws connection for the session, shared by every subscription; it reconnects
  * by itself, and each subscription resumes from the variables it gives at that moment (a cursor).

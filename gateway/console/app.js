@@ -1,27 +1,26 @@
 // The console's shell: sign-in, the top bar, the navigation and a small hash router.
 
-import { ApiError, LiveClient, forgetKey, identify, storeKey, storedKey, whenUnauthenticated } from "./api.js";
-import { credentialsView, eventTypesView } from "./catalogue.js";
+import { ApiError, LiveClient, forgetKey, storeKey, storedKey, whenUnauthenticated } from "./api.js";
+import { credentialsView } from "./credentials.js";
+import { deliveriesView } from "./deliveries.js";
 import { button, field, h, replace } from "./dom.js";
+import { eventTypesView } from "./event-types.js";
 import { webhookFormView } from "./form.js";
-import { deliveriesView, historyView, resetWebhookList, webhookView, webhooksView } from "./webhooks.js";
-
-const ROLES = {
-  admin: ["manage", "readWebhooks", "readDeliveries", "readAudit", "readCredentials", "publish", "secrets"],
-  auditor: ["readWebhooks", "readDeliveries", "readAudit", "readCredentials"],
-  viewer: ["readWebhooks", "readDeliveries"],
-  publisher: ["publish"],
-};
+import { historyView } from "./history.js";
+import { forgetIdentity, identify } from "./identity.js";
+import { PERMISSION as P, may } from "./roles.js";
+import { webhookView } from "./webhook.js";
+import { resetWebhookList, webhooksView } from "./webhooks.js";
 
 const ROUTES = [
-  [/^\/webhooks$/, webhooksView, "readWebhooks"],
-  [/^\/webhooks\/new$/, webhookFormView, "manage"],
-  [/^\/webhooks\/([^/]+)$/, webhookView, "readWebhooks"],
-  [/^\/webhooks\/([^/]+)\/edit$/, webhookFormView, "manage"],
-  [/^\/webhooks\/([^/]+)\/deliveries$/, deliveriesView, "readDeliveries"],
-  [/^\/webhooks\/([^/]+)\/history$/, historyView, "readAudit"],
-  [/^\/credentials$/, credentialsView, "readCredentials"],
-  [/^\/event-types$/, eventTypesView, null],
+  [/^\/webhooks$/, webhooksView, P.READ_WEBHOOKS],
+  [/^\/webhooks\/new$/, webhookFormView, P.MANAGE_WEBHOOKS],
+  [/^\/webhooks\/([^/]+)$/, webhookView, P.READ_WEBHOOKS],
+  [/^\/webhooks\/([^/]+)\/edit$/, webhookFormView, P.MANAGE_WEBHOOKS],
+  [/^\/webhooks\/([^/]+)\/deliveries$/, deliveriesView, P.READ_DELIVERIES],
+  [/^\/webhooks\/([^/]+)\/history$/, historyView, P.READ_AUDIT_LOG],
+  [/^\/credentials$/, credentialsView, P.READ_CREDENTIALS],
+  [/^\/event-types$/, eventTypesView, P.READ_EVENT_TYPES],
 ];
 
 const root = document.getElementById("app");
@@ -79,11 +78,10 @@ function signInView(message) {
 async function start(key, identity) {
   storeKey(key);
   resetWebhookList();
-  const can = (what) => ROLES[identity.role].includes(what);
   session = {
     key,
     ...identity,
-    can,
+    can: (permission) => may(identity.role, permission),
     live: new LiveClient(key),
     flash: (message) => {
       pendingFlash = message;
@@ -95,13 +93,14 @@ async function start(key, identity) {
 }
 
 function home() {
-  return session.can("readWebhooks") ? "#/webhooks" : "#/event-types";
+  return session.can(P.READ_WEBHOOKS) ? "#/webhooks" : "#/event-types";
 }
 
 function signOut(message) {
   if (cleanup) cleanup();
   cleanup = null;
   session?.live.close();
+  if (session) forgetIdentity(session.key);
   session = null;
   forgetKey();
   history.replaceState(null, "", location.pathname);
@@ -110,10 +109,10 @@ function signOut(message) {
 
 function shell() {
   const links = [
-    ["#/webhooks", "Webhooks", "readWebhooks"],
-    ["#/credentials", "Credentials", "readCredentials"],
-    ["#/event-types", "Event types", null],
-  ].filter(([, , need]) => !need || session.can(need));
+    ["#/webhooks", "Webhooks", P.READ_WEBHOOKS],
+    ["#/credentials", "Credentials", P.READ_CREDENTIALS],
+    ["#/event-types", "Event types", P.READ_EVENT_TYPES],
+  ].filter(([, , need]) => session.can(need));
   replace(
     root,
     h("a", { class: "skip", href: "#main", onclick: skipToMain }, "Skip to content"),
@@ -152,33 +151,48 @@ let moved = false; // focus moves to the new heading after a navigation, not on 
 async function route() {
   if (!session) return;
   const path = (location.hash.slice(1) || "/").split("?")[0];
-  const main = document.getElementById("main");
-  for (const link of document.querySelectorAll("[data-nav]")) {
-    const current = path.startsWith(link.dataset.nav.slice(1));
-    if (current) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
+  markCurrentLink(path);
   if (cleanup) cleanup();
   cleanup = null;
   const token = ++navigation;
   const match = ROUTES.map(([pattern, view, need]) => [path.match(pattern), view, need]).find(([m]) => m);
-  const flash = pendingFlash;
-  pendingFlash = null;
-  const flashEl = h("div", { class: "flash", role: "status", hidden: !flash }, flash || "");
-  const body = h("div", { class: "page" });
-  replace(main, flashEl, body);
+  const body = pageBody();
   if (!match) {
     location.hash = home();
     return;
   }
   const [found, view, need] = match;
-  if (need && !session.can(need)) {
+  if (!session.can(need)) {
     replace(body, h("h1", {}, "Not available"), h("p", {}, `The ${session.role} role cannot open this page.`));
     return;
   }
-  const context = {
+  await show(view, body, viewContext(token, found.slice(1).map(decodeURIComponent)));
+  if (token === navigation) focusHeading(body);
+}
+
+function markCurrentLink(path) {
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    const current = path.startsWith(link.dataset.nav.slice(1));
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+/** An empty page in <main>, under the message the last change left (if any). */
+function pageBody() {
+  const flash = pendingFlash;
+  pendingFlash = null;
+  const flashEl = h("div", { class: "flash", role: "status", hidden: !flash }, flash || "");
+  const body = h("div", { class: "page" });
+  replace(document.getElementById("main"), flashEl, body);
+  return body;
+}
+
+/** What a view is given: the session, the route's parameters, and whether it is still the page shown. */
+function viewContext(token, params) {
+  return {
     ...session,
-    params: found.slice(1).map(decodeURIComponent),
+    params,
     current: () => token === navigation,
     go: (hash, message) => {
       if (message) pendingFlash = message;
@@ -186,14 +200,18 @@ async function route() {
       else location.hash = hash;
     },
   };
+}
+
+/** Runs a view; the function it may return is called when the page is left (live updates stop). */
+async function show(view, body, context) {
   try {
     const result = await view(body, context);
     if (typeof result === "function") {
-      if (token === navigation) cleanup = result;
+      if (context.current()) cleanup = result;
       else result();
     }
   } catch (error) {
-    if (token !== navigation) return;
+    if (!context.current()) return;
     replace(
       body,
       h("h1", {}, "Something went wrong"),
@@ -201,8 +219,11 @@ async function route() {
     );
     if (!(error instanceof ApiError)) throw error;
   }
+}
+
+function focusHeading(body) {
   const heading = body.querySelector("h1");
-  if (token === navigation && heading && moved && (document.activeElement === document.body || document.activeElement?.matches("[data-nav]"))) {
+  if (heading && moved && (document.activeElement === document.body || document.activeElement?.matches("[data-nav]"))) {
     heading.setAttribute("tabindex", "-1");
     heading.focus({ preventScroll: true });
   }

@@ -88,3 +88,8 @@ export function showProblems(form, summary, problems, title) {
   summary.hidden = false;
   summary.focus();
 }
+
+/** What the server refused: next to each field it named, or its one message in the summary. */
+export function showError(form, summary, error, title) {
+  showProblems(form, summary, error.fields?.length ? error.fields : [{ field: "", message: error.message }], title);
+}

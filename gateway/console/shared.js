@@ -11,8 +11,6 @@ export const WEBHOOK_FIELDS = `
 
 export const WEBHOOK = `query($id: ID!) { webhook(id: $id) { ${WEBHOOK_FIELDS} } }`;
 
-export const ENVELOPE = ["event_id", "event_type", "organization_id", "organization_name", "timestamp"];
-
 const cache = new Map();
 function cached(name, load) {
   const key = `${storedKey()}:${name}`;
@@ -29,6 +27,17 @@ export const eventTypes = () =>
     const data = await gql("{ eventTypes { name description variables samplePayload builtIn } }");
     return data.eventTypes;
   });
+
+/**
+ * The envelope variables (event_id, event_type, …): the server lists them first in every event type's
+ * variables, so they are the start that all the types' lists share.
+ */
+export function envelopeOf(types) {
+  const [first, ...others] = types.map((t) => t.variables);
+  if (!first) return [];
+  const length = first.findIndex((name, i) => others.some((variables) => variables[i] !== name));
+  return length === -1 ? first : first.slice(0, length);
+}
 
 export const credentials = () =>
   cached("credentials", async () => (await gql("{ credentials { id name kind maskedSecret } }")).credentials);
