@@ -132,6 +132,7 @@ class ReadModelQueries:
             missing = [webhook_id.hex for webhook_id, version in rows if (webhook_id, version) not in found]
             for webhook in self.reader.projected(c, missing).values():
                 if isinstance(webhook, Webhook):
+                    cache.keep(webhook)
                     found[(webhook.id, webhook.version)] = cache.saved(webhook)
         return [saved for key in rows if (saved := found.get(key)) is not None]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Sequence
-from typing import cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, Snapshot
@@ -220,16 +219,18 @@ class ReadModel:
         return self.mapper.to_domain_event(notification)
 
     def _projector(self, event_type: type) -> Projector | None:
-        """The projector of the aggregate an event of this type belongs to, if it is projected."""
-        if event_type not in self._projector_of:
-            self._projector_of[event_type] = next(
-                (p for kind, p in PROJECTORS.items() if issubclass(event_type, kind.Event)), None
-            )
-        return self._projector_of[event_type]
+        """The projector of the aggregate an event of this type belongs to, if it is projected (the
+        answer is kept for the next event of the type)."""
+        projector = next((p for kind, p in PROJECTORS.items() if issubclass(event_type, kind.Event)), None)
+        self._projector_of[event_type] = projector
+        return projector
 
     def _apply(self, c: Cursor, seq: int, domain_event: DomainEventProtocol[UUID], batch: Batch) -> None:
         """Moves a projected aggregate's state on by one event (written once per batch, in `_write`)."""
-        projector = self._projector(type(domain_event))
+        try:
+            projector = self._projector_of[type(domain_event)]
+        except KeyError:
+            projector = self._projector(type(domain_event))
         if projector is None:
             return
         aggregate_id = domain_event.originator_id
@@ -239,7 +240,8 @@ class ReadModel:
             previous = self.states.previous(c, aggregate_id, domain_event.originator_version)
         if isinstance(previous, Webhook):  # a webhook's state is held as it was at each version
             previous = copy.copy(previous)
-        aggregate = cast(Aggregate, cast(Aggregate.Event, domain_event).mutate(previous))
+        # (A projected aggregate's event: it has `mutate`; a `cast` would cost a call for each.)
+        aggregate: Aggregate = domain_event.mutate(previous)  # type: ignore[attr-defined]
         self.cache.put(aggregate)
         batch.states[aggregate_id] = aggregate
         if previous is None:

@@ -8,9 +8,9 @@ once more for each of their events.
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from typing import Any, cast
 from uuid import UUID
 
@@ -35,88 +35,69 @@ UNKEPT_TOPICS = tuple(
 
 
 class StateCache:
-    """The read model's one cache: projected states, each under its id and version, least recently
-    used out first; with a webhook's, its spec, compiled filters and template (`SavedWebhook`), which
-    are also kept for a version read from the tables. Only the writer puts states: a state held here
-    at an aggregate's latest version is what the tables have, or newer (applied, not yet committed)."""
+    """The read model's one cache: projected states, each under its id at its version (a lookup names
+    both), least recently used out first; with a webhook's state, its spec, compiled filters and
+    template (`SavedWebhook`). Only the writer puts states at their latest version; readers keep the
+    webhooks they decode, so that their saved data stays while they are in use."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        # (id, version) → the state at that version, or None where only a webhook's saved data is kept.
-        self._held: OrderedDict[tuple[UUID, int], Aggregate | None] = OrderedDict()
-        self._saved: dict[tuple[UUID, int], SavedWebhook] = {}
-        self._latest: dict[UUID, int] = {}  # the version of each aggregate's state the writer put last
-        self._lock = threading.Lock()
+        self._states: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._saved: dict[UUID, SavedWebhook] = {}  # of held webhooks, each of some version of theirs
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
-        """An aggregate's state at its latest version held."""
-        version = self._latest.get(aggregate_id)
-        return None if version is None else self._held.get((aggregate_id, version))
+        return self._states.get(aggregate_id)
 
     def at(self, aggregate_id: UUID, version: int) -> Aggregate | None:
         """The state at exactly that version (for the writer: what its next event applies to)."""
-        key = (aggregate_id, version)
-        with self._lock:
-            state = self._held.get(key)
-            if state is not None:
-                self._held.move_to_end(key)
-            return state
+        state = self._states.get(aggregate_id)
+        if state is None or state.version != version:
+            return None
+        self._states.move_to_end(aggregate_id)
+        return state
 
     def put(self, aggregate: Aggregate) -> None:
-        """The writer's state after an event. Moved on in place, the state is no longer the one of
-        the version before: that entry goes (a webhook's is a copy, so its entry stays true)."""
-        aggregate_id, version = aggregate.id, aggregate.version
-        key = (aggregate_id, version)
-        with self._lock:
-            before = (aggregate_id, version - 1)
-            if self._held.get(before) is aggregate:
-                del self._held[before]
-                self._saved.pop(before, None)
-            self._held[key] = aggregate
-            self._held.move_to_end(key)
-            self._latest[aggregate_id] = version
+        """The writer's state of an aggregate after an event."""
+        states = self._states
+        states[aggregate.id] = aggregate
+        states.move_to_end(aggregate.id)
+        if len(states) > self.size:
+            self._evict()
+
+    def keep(self, webhook: Webhook) -> None:
+        """A webhook a reader decoded from the tables, unless a state of it is held already (the
+        writer's is as new, or newer)."""
+        self._states.setdefault(webhook.id, webhook)
+        if len(self._states) > self.size:
             self._evict()
 
     def saved(self, webhook: Webhook) -> SavedWebhook:
-        """A saved webhook's `SavedWebhook`, built once per version and kept."""
-        key = (webhook.id, webhook.version)
-        with self._lock:
-            saved = self._saved.get(key)
-            if saved is not None:
-                self._held.move_to_end(key)
-                return saved
-        saved = SavedWebhook.of(webhook)
-        with self._lock:
-            saved = self._saved.setdefault(key, saved)
-            self._held.setdefault(key, None)
-            self._held.move_to_end(key)
-            self._evict()
+        """A saved webhook's `SavedWebhook`, built once per version and kept while its state is."""
+        states = self._states
+        saved = self._saved.get(webhook.id)
+        if saved is None or saved.version != webhook.version:
+            saved = SavedWebhook.of(webhook)
+            if webhook.id in states:
+                self._saved[webhook.id] = saved
+        if webhook.id in states:
+            with suppress(KeyError):  # (evicted by the writer meanwhile)
+                states.move_to_end(webhook.id)
         return saved
 
     def saved_at(self, webhook_id: UUID, version: int) -> SavedWebhook | None:
-        """A webhook's `SavedWebhook` at a version, if kept or its state is held; else None."""
-        key = (webhook_id, version)
-        saved = self._saved.get(key)
-        if saved is None:
-            state = self._held.get(key)
-            return self.saved(state) if isinstance(state, Webhook) else None
-        with self._lock:
-            if key in self._held:
-                self._held.move_to_end(key)
-        return saved
+        """A webhook's `SavedWebhook` at a version, if its state at that version is held."""
+        state = self._states.get(webhook_id)
+        return self.saved(state) if isinstance(state, Webhook) and state.version == version else None
 
     def _evict(self) -> None:
-        while len(self._held) > self.size:
-            (aggregate_id, version), _ = self._held.popitem(last=False)
-            self._saved.pop((aggregate_id, version), None)
-            if self._latest.get(aggregate_id) == version:
-                del self._latest[aggregate_id]
+        while len(self._states) > self.size:
+            with suppress(KeyError):  # (emptied by a clear meanwhile)
+                aggregate_id, _ = self._states.popitem(last=False)
+                self._saved.pop(aggregate_id, None)
 
     def clear(self) -> None:
-        with self._lock:
-            self._held.clear()
-            self._saved.clear()
-            self._latest.clear()
+        self._states.clear()
+        self._saved.clear()
 
 
 class States:
@@ -142,7 +123,10 @@ class States:
                 missing.append(aggregate_id.hex)
         if missing:
             with self.db.transaction(commit=False) as c:
-                found.update({UUID(k): v for k, v in self.projected(c, missing).items()})
+                for key, state in self.projected(c, missing).items():
+                    found[UUID(key)] = state
+                    if isinstance(state, Webhook):  # its spec and filters stay for the next batch
+                        self.cache.keep(state)
         return found
 
     def stored(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:

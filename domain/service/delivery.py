@@ -121,10 +121,16 @@ class DeliveryCommands(HooklineBase):
         found = self._recent(
             Aggregate, list(dict.fromkeys(i for d in going for i in (d.webhook_id, d.event_id)))
         )
-        return [self._prepare(deliveries.get(delivery_id), due, found, now) for delivery_id, due in jobs]
+        saved = {i: self.views.saved(w) for i, w in found.items() if isinstance(w, Webhook)}
+        return [self._prepare(deliveries.get(i), due, found, saved, now) for i, due in jobs]
 
     def _prepare(
-        self, delivery: Delivery | None, due: int | None, found: dict[UUID, Aggregate], now: datetime
+        self,
+        delivery: Delivery | None,
+        due: int | None,
+        found: dict[UUID, Aggregate],
+        saved: dict[UUID, SavedWebhook],
+        now: datetime,
     ) -> Prepared:
         if delivery is None or delivery.finished:
             return NOTHING_TO_SEND
@@ -144,8 +150,7 @@ class DeliveryCommands(HooklineBase):
             with suppress(IntegrityError):
                 self.save(delivery)
             return NOTHING_TO_SEND
-        saved = self.views.saved(webhook)  # (a saved state: the read model's or the store's)
-        spec = saved.spec
+        spec = saved[webhook.id].spec
         if spec.ordered:  # one at a time, in event order: only the head goes
             head = self.views.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
@@ -157,7 +162,7 @@ class DeliveryCommands(HooklineBase):
                 credential_headers = credential.headers()
         try:
             request = build_request(
-                saved,
+                saved[webhook.id],
                 self._message(event),
                 secrets=webhook.signing_secrets(now),
                 message_id=str(delivery.id),
