@@ -28,7 +28,6 @@ from workers.slots import Slot, WebhookSlots
 
 log = structlog.get_logger("hookline.jobs")
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
