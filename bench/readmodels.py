@@ -188,7 +188,7 @@ def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
         seconds["deliveries"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        app.read.catch_up()
+        app.follower.catch_up()
         seconds["catch_up"] = time.perf_counter() - started
     finally:
         app.close()

@@ -23,23 +23,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.publisher import EVENT_TYPE, payload
+from domain.application import PreparedDelivery
 from domain.deliveries import Attempt
 from domain.events import Publication
 from domain.roles import Role
-from domain.service.base import PreparedDelivery
 from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
-from hookline.wiring import build_application
-from store.readmodel import SQLViews
+from hookline.wiring import open_application
 
 T = TypeVar("T")
 
 
 def run(events: int, webhooks: int, batch: int, directory: Path) -> dict[str, Any]:
     settings = Settings(database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True)
-    app = build_application(settings)
-    views = app.views
-    assert isinstance(views, SQLViews)
+    app, views = (opened := open_application(settings)).app, opened.read_model
     app.saved_listeners.append(views.recorded)  # as `serve` does: its follower takes what it saved
     spent: dict[str, float] = {}
 

@@ -41,9 +41,7 @@ class EventTypeSpec:
     def of(cls, name: str, description: str | None, sample_payload: Mapping[str, Any]) -> EventTypeSpec:
         # A private copy, so that the variables stay true to the sample whatever the caller does next.
         payload = copy.deepcopy(dict(sample_payload))
-        return cls(
-            name=name, description=description, sample_payload=payload, variables=variables_of(payload)
-        )
+        return cls(name, description, payload, variables_of(payload))
 
 
 def variables_of(sample_payload: Mapping[str, Any]) -> tuple[str, ...]:
@@ -174,47 +172,47 @@ def _join(path: str, step: object) -> str:
     return f"{path}.{segment}"
 
 
-_WORKSPACE = {
-    "workspace_id": "3f1c2a9e-7b4d-4e8a-9c61-2d5f8e0b7a13",
-    "workspace_name": "LT-PAR-0412",
-    "workspace_last_user": "CORP\\jdupont",
-    "workspace_reporting_group_id": 42,
-    "workspace_reporting_group_name": "Paris - Finance",
-}
-_TICKET = {
-    "id": 48213,
-    "number": "INC-48213",
-    "type": "Incident",
-    "title": "Laptop does not connect to the VPN",
-    "priority": "2 - High",
-    "status": "New",
-    "category": "Network",
-    "subcategory": "VPN",
-    "requester": {"id": 2291, "name": "Julie Dupont", "email": "julie.dupont@example.com"},
-    "assigned_group": "Service Desk L1",
-    "configuration_items": [{"id": 18342, "name": "LT-PAR-0412", "type": "Laptop"}],
-    "created_at": "2025-06-03T08:12:45Z",
-    "due_at": "2025-06-03T16:12:45Z",
-}
-_OBJECT = {
-    "id": 18342,
-    "type": "ConfigurationItem",
-    "class": "Server",
-    "name": "srv-sql-prod-03",
-    "attributes": {"environment": "production", "location": "Frankfurt DC2", "owner_group": "Database Team"},
-}
-_ADMIN = {"id": 117, "name": "Maria Keller", "email": "maria.keller@example.com"}
-_OPERATION = {
-    "id": "9d4e1f72-3c5b-4a8e-b0d6-7f2a1c9e5b38",
-    "name": "Restart print spooler",
-    "type": "remote_action",
-    "started_at": "2025-06-03T10:02:11Z",
-    "finished_at": "2025-06-03T10:02:19Z",
-}
-_AWS = {"account_id": "123456789012", "region": "us-east-1"}
-
-BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
-    {
+def _built_in() -> dict[str, EventTypeSpec]:
+    """The built-in types with their sample payloads (parts that several types share written once)."""
+    workspace = {
+        "workspace_id": "3f1c2a9e-7b4d-4e8a-9c61-2d5f8e0b7a13",
+        "workspace_name": "LT-PAR-0412",
+        "workspace_last_user": "CORP\\jdupont",
+        "workspace_reporting_group_id": 42,
+        "workspace_reporting_group_name": "Paris - Finance",
+    }
+    ticket = {
+        "id": 48213,
+        "number": "INC-48213",
+        "type": "Incident",
+        "title": "Laptop does not connect to the VPN",
+        "priority": "2 - High",
+        "status": "New",
+        "category": "Network",
+        "subcategory": "VPN",
+        "requester": {"id": 2291, "name": "Julie Dupont", "email": "julie.dupont@example.com"},
+        "assigned_group": "Service Desk L1",
+        "configuration_items": [{"id": 18342, "name": "LT-PAR-0412", "type": "Laptop"}],
+        "created_at": "2025-06-03T08:12:45Z",
+        "due_at": "2025-06-03T16:12:45Z",
+    }
+    item = {
+        "id": 18342,
+        "type": "ConfigurationItem",
+        "class": "Server",
+        "name": "srv-sql-prod-03",
+        "attributes": dict(environment="production", location="Frankfurt DC2", owner_group="Database Team"),
+    }
+    admin = {"id": 117, "name": "Maria Keller", "email": "maria.keller@example.com"}
+    operation = {
+        "id": "9d4e1f72-3c5b-4a8e-b0d6-7f2a1c9e5b38",
+        "name": "Restart print spooler",
+        "type": "remote_action",
+        "started_at": "2025-06-03T10:02:11Z",
+        "finished_at": "2025-06-03T10:02:19Z",
+    }
+    aws = {"account_id": "123456789012", "region": "us-east-1"}
+    return {
         spec.name: spec
         for spec in (
             EventTypeSpec.of(
@@ -225,7 +223,7 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                     "alert_information": "CPU usage above 90% for more than 15 minutes",
                     "alert_start": "2025-06-03T09:26:53Z",
                     "alert_element": "LT-PAR-0412",
-                    **_WORKSPACE,
+                    **workspace,
                 },
             ),
             EventTypeSpec.of(
@@ -238,21 +236,21 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                     "operation_startdate": "2025-06-03T09:31:02Z",
                     "operation_enddate": "2025-06-03T09:31:40Z",
                     "operation_result": "success",
-                    **_WORKSPACE,
+                    **workspace,
                 },
             ),
             EventTypeSpec.of(
                 "object.created",
                 "A configuration item was added to the CMDB.",
-                {"object": _OBJECT, "created_by": _ADMIN, "created_at": "2025-06-03T07:45:00Z"},
+                {"object": item, "created_by": admin, "created_at": "2025-06-03T07:45:00Z"},
             ),
             EventTypeSpec.of(
                 "object.modified",
                 "A configuration item in the CMDB was changed.",
                 {
-                    "object": _OBJECT,
+                    "object": item,
                     "changes": [{"field": "status", "old_value": "In Service", "new_value": "Maintenance"}],
-                    "modified_by": _ADMIN,
+                    "modified_by": admin,
                     "modified_at": "2025-06-03T11:20:37Z",
                 },
             ),
@@ -260,8 +258,8 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                 "object.deleted",
                 "A configuration item was removed from the CMDB.",
                 {
-                    "object": {key: _OBJECT[key] for key in ("id", "type", "class", "name")},
-                    "deleted_by": _ADMIN,
+                    "object": {key: item[key] for key in ("id", "type", "class", "name")},
+                    "deleted_by": admin,
                     "deleted_at": "2025-06-03T17:05:12Z",
                 },
             ),
@@ -269,8 +267,8 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                 "operation.executed",
                 "An operation ran across a set of devices and finished.",
                 {
-                    "operation": {**_OPERATION, "status": "completed", "duration_ms": 8214},
-                    "initiated_by": _ADMIN,
+                    "operation": {**operation, "status": "completed", "duration_ms": 8214},
+                    "initiated_by": admin,
                     "targets": {"requested": 25, "succeeded": 23, "failed": 2},
                 },
             ),
@@ -278,7 +276,7 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                 "operation.executed_in_workspace",
                 "An operation finished on one device of the digital workspace.",
                 {
-                    "operation": _OPERATION,
+                    "operation": operation,
                     "workspace": {
                         "id": "3f1c2a9e-7b4d-4e8a-9c61-2d5f8e0b7a13",
                         "name": "LT-PAR-0412",
@@ -292,18 +290,18 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
             EventTypeSpec.of(
                 "ticket.created",
                 "A service-desk ticket was opened.",
-                {"ticket": _TICKET, "created_by": _TICKET["requester"]},
+                {"ticket": ticket, "created_by": ticket["requester"]},
             ),
             EventTypeSpec.of(
                 "ticket.updated",
                 "A service-desk ticket was changed.",
                 {
-                    "ticket": {**_TICKET, "status": "In Progress", "assignee": _ADMIN},
+                    "ticket": {**ticket, "status": "In Progress", "assignee": admin},
                     "changes": [
                         {"field": "status", "old_value": "New", "new_value": "In Progress"},
                         {"field": "assignee", "old_value": None, "new_value": "Maria Keller"},
                     ],
-                    "updated_by": _ADMIN,
+                    "updated_by": admin,
                     "updated_at": "2025-06-03T08:30:02Z",
                 },
             ),
@@ -311,8 +309,8 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                 "ticket.deleted",
                 "A service-desk ticket was deleted.",
                 {
-                    "ticket": {key: _TICKET[key] for key in ("id", "number", "type", "title")},
-                    "deleted_by": _ADMIN,
+                    "ticket": {key: ticket[key] for key in ("id", "number", "type", "title")},
+                    "deleted_by": admin,
                     "deleted_at": "2025-06-04T09:00:00Z",
                 },
             ),
@@ -326,7 +324,7 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                     "rule_id": "SEC-S3-001",
                     "severity": "high",
                     "pillar": "security",
-                    **_AWS,
+                    **aws,
                     "resource": {
                         "id": "acme-invoices-archive",
                         "type": "AWS::S3::Bucket",
@@ -341,7 +339,7 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
                     "time": "2025-06-03T00:00:00Z",
                     "name": "Reserved instance surplus: m5.xlarge",
                     "description": "3 of 10 reserved m5.xlarge (Linux/UNIX) in us-east-1 are unused.",
-                    **_AWS,
+                    **aws,
                     "instance_type": "m5.xlarge",
                     "platform": "Linux/UNIX",
                     "reserved_count": 10,
@@ -396,4 +394,6 @@ BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(
             ),
         )
     }
-)
+
+
+BUILT_IN: Mapping[str, EventTypeSpec] = MappingProxyType(_built_in())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import enum
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -23,11 +25,13 @@ class CredentialKind(enum.StrEnum):
     HEADER = "HEADER"
 
 
-REQUIRED: dict[CredentialKind, tuple[str, ...]] = {
-    CredentialKind.BASIC: ("username", "password"),
-    CredentialKind.BEARER: ("token",),
-    CredentialKind.HEADER: ("headerName", "headerValue"),
-}
+REQUIRED: Mapping[CredentialKind, tuple[str, ...]] = MappingProxyType(
+    {
+        CredentialKind.BASIC: ("username", "password"),
+        CredentialKind.BEARER: ("token",),
+        CredentialKind.HEADER: ("headerName", "headerValue"),
+    }
+)
 ALL_PARTS = ("username", "password", "token", "headerName", "headerValue")
 HEADER_VALUES = ("token", "headerValue")  # sent as (part of) a header value as they are
 

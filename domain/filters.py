@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import ge, gt, le, lt
+from types import MappingProxyType
 from typing import Any
 
 import re2
@@ -57,7 +58,7 @@ MAX_PATTERN = 1000
 _ONE_VALUE = frozenset({"EQ", "NEQ", "CONTAINS", "GT", "GTE", "LT", "LTE", "MATCHES"})
 _SOME_VALUES = frozenset({"IN", "NOT_IN"})
 _ORDERING = frozenset({"GT", "GTE", "LT", "LTE"})
-_NEGATED = {"NEQ": "EQ", "NOT_IN": "IN"}
+_NEGATED = MappingProxyType({"NEQ": "EQ", "NOT_IN": "IN"})
 # No timestamp fromisoformat accepts is this long; longer strings are not worth parsing.
 _MAX_TIMESTAMP = 64
 
@@ -265,16 +266,18 @@ def _matches_test(values: list[Any]) -> _Test:
     return test
 
 
-_TESTS: dict[str, Callable[[list[Any]], _Test]] = {
-    "EQ": _equal_test,
-    "IN": _in_test,
-    "CONTAINS": _contains_test,
-    "GT": _ordering_test(gt),
-    "GTE": _ordering_test(ge),
-    "LT": _ordering_test(lt),
-    "LTE": _ordering_test(le),
-    "MATCHES": _matches_test,
-}
+_TESTS: Mapping[str, Callable[[list[Any]], _Test]] = MappingProxyType(
+    {
+        "EQ": _equal_test,
+        "IN": _in_test,
+        "CONTAINS": _contains_test,
+        "GT": _ordering_test(gt),
+        "GTE": _ordering_test(ge),
+        "LT": _ordering_test(lt),
+        "LTE": _ordering_test(le),
+        "MATCHES": _matches_test,
+    }
+)
 
 
 def _is_number(value: Any) -> bool:

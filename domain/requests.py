@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from domain.deliveries import Attempt
 from domain.signing import signature_header
-from domain.templates import CompiledTemplate, compile_template, event_variables
-from domain.webhooks import WebhookSpec
+from domain.templates import event_variables
+from domain.webhooks import SavedWebhook
 
 BODYLESS_METHODS = ("GET", "DELETE")
 JSON = "application/json"
@@ -66,29 +65,23 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-@lru_cache(maxsize=4096)
-def compiled_template(template: str, json_body: bool) -> CompiledTemplate:
-    """Compiled once per distinct template (so once per webhook version), not once per event."""
-    return compile_template(template, json_body=json_body)
-
-
 def render_body(
-    spec: WebhookSpec, message: Message, *, max_rendered_bytes: int, unreplaced: bool = False
+    webhook: SavedWebhook, message: Message, *, max_rendered_bytes: int, unreplaced: bool = False
 ) -> bytes | None:
     """The body to send; raises RenderedBodyTooLarge when the template would render past the limit."""
-    if spec.payload_template is None:
+    spec = webhook.spec
+    if webhook.template is None or spec.payload_template is None:
         if spec.method in BODYLESS_METHODS:
             return None
         return orjson.dumps(message.envelope())
     if unreplaced:
         return spec.payload_template.encode()
-    template = compiled_template(spec.payload_template, spec.sends_json)
     lookup = event_variables(message.variables(), message.payload).lookup
-    return template.render(lookup, max_bytes=max_rendered_bytes)
+    return webhook.template.render(lookup, max_bytes=max_rendered_bytes)
 
 
 def build_request(
-    spec: WebhookSpec,
+    webhook: SavedWebhook,
     message: Message,
     *,
     secrets: list[str],
@@ -99,7 +92,8 @@ def build_request(
     credential_headers: Mapping[str, str] = {},
     unreplaced: bool = False,
 ) -> OutgoingRequest:
-    body = render_body(spec, message, max_rendered_bytes=max_rendered_bytes, unreplaced=unreplaced)
+    spec = webhook.spec
+    body = render_body(webhook, message, max_rendered_bytes=max_rendered_bytes, unreplaced=unreplaced)
     headers: dict[str, str] = {"User-Agent": user_agent}
     if body is not None:
         headers["Content-Type"] = JSON

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from uuid import UUID
 
 from domain.errors import Forbidden
@@ -31,22 +33,26 @@ class Permission(enum.Enum):
     READ_AUDIT_LOG = "read audit log"
 
 
-_READ_ALL = {
-    Permission.READ_WEBHOOKS,
-    Permission.READ_DELIVERIES,
-    Permission.READ_CREDENTIALS,
-    Permission.READ_EVENT_TYPES,
-    Permission.READ_AUDIT_LOG,
-}
+_READ_ALL = frozenset(
+    {
+        Permission.READ_WEBHOOKS,
+        Permission.READ_DELIVERIES,
+        Permission.READ_CREDENTIALS,
+        Permission.READ_EVENT_TYPES,
+        Permission.READ_AUDIT_LOG,
+    }
+)
 
-GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission),
-    Role.PUBLISHER: frozenset({Permission.PUBLISH_EVENTS, Permission.READ_EVENT_TYPES}),
-    Role.AUDITOR: frozenset(_READ_ALL),
-    Role.VIEWER: frozenset(
-        {Permission.READ_WEBHOOKS, Permission.READ_DELIVERIES, Permission.READ_EVENT_TYPES}
-    ),
-}
+GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
+    {
+        Role.ADMIN: frozenset(Permission),
+        Role.PUBLISHER: frozenset({Permission.PUBLISH_EVENTS, Permission.READ_EVENT_TYPES}),
+        Role.AUDITOR: _READ_ALL,
+        Role.VIEWER: frozenset(
+            {Permission.READ_WEBHOOKS, Permission.READ_DELIVERIES, Permission.READ_EVENT_TYPES}
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)

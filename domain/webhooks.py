@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.errors import NotFound, Problem
 from domain.filters import CompiledFilter, Condition, check_filters, compile_filters
 from domain.targets import literal_host_problem, split_target
-from domain.templates import check_template
+from domain.templates import CompiledTemplate, check_template, compile_template
 
 
 class HttpMethod(enum.StrEnum):
@@ -143,44 +143,36 @@ def _uuid_or_none(value: Any) -> UUID | None:
     return UUID(str(value))
 
 
-@lru_cache(maxsize=4096)
-def _compiled_filters(key: str) -> CompiledFilter:
-    groups = tuple(tuple(Condition(**c) for c in group) for group in json.loads(key))
+def compiled_filters(spec: WebhookSpec) -> CompiledFilter:
+    """The spec's filters, compiled as written in JSON (so as stored): to match events against."""
+    groups = tuple(tuple(Condition(**c) for c in group) for group in json.loads(spec.filters_key()))
     return compile_filters(groups)
 
 
-def compiled_filters(spec: WebhookSpec) -> CompiledFilter:
-    """Compiled once per distinct set of filters (so once per webhook version), not per event."""
-    return _compiled_filters(spec.filters_key())
+@dataclass(frozen=True)
+class SavedWebhook:
+    """A saved version of a webhook with what each of its events and deliveries needs, built once:
+    its spec (`Webhook.spec` builds it from data at each access), compiled filters and template. The
+    read model keeps them by (id, version), since a version never changes once saved."""
 
+    id: UUID
+    version: int
+    spec: WebhookSpec
 
-_SAVED: dict[tuple[UUID, int], tuple[WebhookSpec, CompiledFilter]] = {}
+    @classmethod
+    def of(cls, webhook: Webhook) -> SavedWebhook:
+        """Of a webhook as saved (not one with changes not saved: its version is not yet theirs)."""
+        return cls(webhook.id, webhook.version, webhook.spec)
 
+    # Each compiled when first needed: a fan-out never renders, a delivery never matches.
+    @cached_property
+    def filters(self) -> CompiledFilter:
+        return compiled_filters(self.spec)
 
-def _saved(webhook: Webhook) -> tuple[WebhookSpec, CompiledFilter]:
-    """A saved webhook's spec and compiled filters, found by its id and version (a version's spec
-    never changes once saved): built once per version, not per event or delivery (`Webhook.spec`
-    builds the spec from its data at each access). Not for a webhook with changes not saved (its
-    version is not yet that of a saved state)."""
-    key = (webhook.id, webhook.version)
-    found = _SAVED.get(key)
-    if found is None:
-        if len(_SAVED) >= 4096:
-            _SAVED.clear()
-        spec = webhook.spec
-        found = _SAVED[key] = (spec, compiled_filters(spec))
-    return found
-
-
-def saved_spec(webhook: Webhook) -> WebhookSpec:
-    """`Webhook.spec` of a saved webhook, built once per version (see `_saved`)."""
-    return _saved(webhook)[0]
-
-
-def saved_filters(webhook: Webhook) -> CompiledFilter:
-    """`compiled_filters` of a saved webhook, once per version (see `_saved`): no spec built, no
-    filters written as JSON, per event it is matched against."""
-    return _saved(webhook)[1]
+    @cached_property
+    def template(self) -> CompiledTemplate | None:
+        template = self.spec.payload_template
+        return compile_template(template, json_body=self.spec.sends_json) if template is not None else None
 
 
 def check_spec(

@@ -46,7 +46,8 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run an arq worker that fans out and delivers (needs HOOKLINE_REDIS_URL)."""
-    from hookline.wiring import supervise_worker, worker_settings
+    from hookline.runtime import supervise_worker
+    from hookline.wiring import worker_settings
     from workers.arq_worker import ClaimingWorker
 
     settings = Settings()
@@ -87,14 +88,14 @@ def audit_export(
 ) -> None:
     """Write the audit trail as JSON Lines, one record per line, oldest first."""
     from domain.ids import organization_id
-    from hookline.wiring import build_application
+    from hookline.wiring import open_application
 
     settings = Settings()
     logs.configure("warning")
-    application = build_application(settings)
+    opened = open_application(settings)
+    application, read_model = opened.app, opened.read_model
     try:
-        views = application.read
-        views.catch_up()
+        read_model.catch_up()
         only = None
         if org is not None:
             only = organization_id(org)
@@ -102,7 +103,7 @@ def audit_export(
                 typer.echo(f"error: no organisation named {org!r}", err=True)
                 raise typer.Exit(2)
         with out.open("w", encoding="utf-8") if out else nullcontext(sys.stdout) as sink:
-            for entry in views.export_audit(only):
+            for entry in read_model.queries.export_audit(only):
                 sink.write(canonical(entry) + "\n")
     finally:
         application.close()

@@ -3,48 +3,26 @@
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
+from eventsourcing.domain import Aggregate
 
-from domain.application import Hookline
 from domain.audit import Verification
 from domain.credentials import Credential
 from domain.deliveries import Delivery, DeliveryStatus, DeliveryUpdate
 from domain.event_types import EventType
-from domain.events import Event
 from domain.organizations import ApiKey
 from domain.views import Page
-from domain.webhooks import Webhook
+from domain.webhooks import SavedWebhook, Webhook
 from store.audit import AuditTrail
-from store.sql import Database
+from store.sql import Database, at_moment, moment
+from store.states import States
 from store.verification import ChainVerifier
 
 A = TypeVar("A", bound=Aggregate)
-
-
-def moment(value: datetime) -> str:
-    """A UTC time as text that sorts as the time does (fixed width, microseconds): what
-    strftime("%Y-%m-%dT%H:%M:%S.%fZ") writes, in a third less time."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-# Aggregates whose states are not kept in hl_states but read from their own stored events (see
-# `SQLViews._write`), and the topics of those events.
-UNKEPT = (Event, Delivery)
-UNKEPT_TOPICS = tuple(
-    get_topic(kind)
-    for aggregate in UNKEPT
-    for kind in vars(aggregate).values()
-    if isinstance(kind, type) and issubclass(kind, aggregate.Event)
-)
-WEBHOOK_CACHE = 20_000  # decoded webhooks kept for fan-out, by (id, version)
 
 
 def encode_cursor(seq: int) -> str:
@@ -66,77 +44,34 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 class ReadModelQueries:
-    """Queries over the tables that `SQLViews` keeps; mixed into it."""
+    """Lists and lookups over the tables that `store.readmodel.ReadModel` keeps: given the database, the
+    states its writer holds, the audit trail and its verifier, and how far the tables have got."""
 
-    app: Hookline
-    db: Database
-    audit: AuditTrail
-    verifier: ChainVerifier
-    cache: OrderedDict[UUID, Aggregate]
-    webhook_versions: dict[tuple[str, int], Webhook]
-    position: int
+    def __init__(
+        self,
+        db: Database,
+        states: States,
+        audit: AuditTrail,
+        verifier: ChainVerifier,
+        position: Callable[[], int],
+    ) -> None:
+        self.db = db
+        self.reader = states
+        self.audit = audit
+        self.verifier = verifier
+        self.position = position
 
-    def _restore(self, aggregate_id: UUID, row: Sequence[Any]) -> Aggregate:
-        snapshot = self.app.mapper.to_domain_event(
-            StoredEvent(originator_id=aggregate_id, originator_version=row[0], topic=row[1], state=row[2])
-        )
-        return cast(Aggregate, cast(Snapshot, snapshot).mutate(None))
+    def held(self, aggregate_id: UUID) -> Aggregate | None:
+        """A projected state if this process holds it in memory (no I/O, so callable anywhere)."""
+        return self.reader.held(aggregate_id)
 
-    # -- queries ----------------------------------------------------------------------------------
-
-    def _states(self, c: Any, ids: Iterable[str]) -> dict[str, Aggregate]:
-        """Projected states by id (hex): from `hl_states`, except events' and deliveries', which are
-        not kept there (see `SQLViews._write`): their states are read from their own stored events,
-        in the same transaction, as the store has them (an event just fanned out, or a delivery just
-        attempted, shows so a moment before `hl_events` or `hl_deliveries` do; lists take their ids
-        from the tables, so they list what these hold)."""
-        wanted = list(ids)
-        if not wanted:
-            return {}
-        c.execute(
-            f"SELECT id, version, topic, state FROM hl_states WHERE id IN ({','.join('?' * len(wanted))})",
-            wanted,
-        )
-        found = {row[0]: self._restore(UUID(row[0]), row[1:]) for row in c.fetchall()}
-        missing = [i for i in wanted if i not in found]
-        if missing:  # (the stored events of other aggregates are not even decrypted)
-            unkept = self._stored(c, missing, topics=UNKEPT_TOPICS)
-            found.update({i.hex: a for i, a in unkept.items() if isinstance(a, UNKEPT)})
-        return found
+    def states(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
+        """Projected states by id, as they stand now; not to be changed in place."""
+        return self.reader.states(ids)
 
     def stored(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
-        """Aggregates as the event store has them now: all their stored events in one query (the
-        library's repository reads each aggregate's on its own), then each aggregate's events applied
-        in order, as the repository applies them."""
-        wanted = [aggregate_id.hex for aggregate_id in dict.fromkeys(ids)]
-        if not wanted:
-            return {}
-        with self.db.transaction(commit=False) as c:
-            return self._stored(c, wanted)
-
-    def _stored(
-        self, c: Any, wanted: Sequence[str], below: int | None = None, topics: Sequence[str] = ()
-    ) -> dict[UUID, Aggregate]:
-        """`stored` in a transaction; with `below`, only the events of versions lower than that; with
-        `topics`, only aggregates whose events have those topics."""
-        older = " AND originator_version < ?" if below is not None else ""
-        of_kind = f" AND topic IN ({','.join('?' * len(topics))})" if topics else ""
-        c.execute(
-            f"SELECT originator_id, originator_version, topic, state FROM {self.db.events}"
-            f" WHERE originator_id IN ({','.join('?' * len(wanted))}){older}{of_kind}"
-            " ORDER BY originator_id, originator_version",
-            [*wanted, *([below] if below is not None else []), *topics],
-        )
-        rows = c.fetchall()
-        found: dict[UUID, Aggregate] = {}
-        to_domain_event = self.app.mapper.to_domain_event
-        for originator_id, version, topic, state in rows:
-            aggregate_id = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
-            event = cast(
-                Aggregate.Event, to_domain_event(StoredEvent(aggregate_id, version, topic, bytes(state)))
-            )
-            found[aggregate_id] = cast(Aggregate, event.mutate(found.get(aggregate_id)))
-        return found
+        """Aggregates as the event store has them now (not projected: never behind), read at once."""
+        return self.reader.stored(ids)
 
     def webhook(self, organization_id: UUID, webhook_id: UUID) -> Webhook | None:
         with self.db.transaction(commit=False) as c:
@@ -145,7 +80,7 @@ class ReadModelQueries:
                 (webhook_id.hex, organization_id.hex),
             )
             row = c.fetchone()
-            found = self._states(c, [row[0]]) if row else {}
+            found = self.reader.projected(c, [row[0]]) if row else {}
         webhook = next(iter(found.values()), None)
         return webhook if isinstance(webhook, Webhook) else None
 
@@ -181,11 +116,10 @@ class ReadModelQueries:
             row = c.fetchone()
         return UUID(row[0]) if row else None
 
-    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[Webhook]:
-        """The fan-out index: active webhooks of an organisation subscribed to a type.
-
-        Webhooks are decoded once per version and kept (read-only) for the next events.
-        """
+    def subscribed_webhooks(self, organization_id: UUID, event_type: str) -> list[SavedWebhook]:
+        """The fan-out index: active webhooks of an organisation subscribed to a type, each as saved
+        at the version the tables have (decoded once per version, kept in the read model's cache)."""
+        cache = self.reader.cache
         with self.db.transaction(commit=False) as c:
             c.execute(
                 "SELECT w.id, s.version FROM hl_webhooks w"
@@ -193,14 +127,17 @@ class ReadModelQueries:
                 " WHERE t.organization_id = ? AND t.event_type = ? AND w.active = 1 AND w.deleted = 0",
                 (organization_id.hex, event_type),
             )
-            rows = [(row[0], row[1]) for row in c.fetchall()]
-            missing = [i for i, version in rows if (i, version) not in self.webhook_versions]
-            for webhook in self._states(c, missing).values():
+            rows = [(UUID(row[0]), row[1]) for row in c.fetchall()]
+            found = {key: saved for key in rows if (saved := cache.saved_at(*key)) is not None}
+            missing = [webhook_id.hex for webhook_id, version in rows if (webhook_id, version) not in found]
+            for webhook in self.reader.projected(c, missing).values():
                 if isinstance(webhook, Webhook):
-                    self.webhook_versions[(webhook.id.hex, webhook.version)] = webhook
-        if len(self.webhook_versions) > WEBHOOK_CACHE:
-            self.webhook_versions.clear()
-        return [w for key in rows if (w := self.webhook_versions.get(key)) is not None]
+                    cache.keep(webhook)
+                    found[(webhook.id, webhook.version)] = cache.saved(webhook)
+        return [saved for key in rows if (saved := found.get(key)) is not None]
+
+    def saved(self, webhook: Webhook) -> SavedWebhook:
+        return self.reader.cache.saved(webhook)
 
     def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None:
         with self.db.transaction(commit=False) as c:
@@ -209,7 +146,7 @@ class ReadModelQueries:
                 (delivery_id.hex, organization_id.hex),
             )
             row = c.fetchone()
-            found = self._states(c, [row[0]]) if row else {}
+            found = self.reader.projected(c, [row[0]]) if row else {}
         delivery = next(iter(found.values()), None)
         return delivery if isinstance(delivery, Delivery) else None
 
@@ -256,7 +193,7 @@ class ReadModelQueries:
                 [*params, *([position] if position is not None else []), first + 1],
             )
             rows = c.fetchall()
-            states = self._states(c, [row[0] for row in rows[:first]])
+            states = self.reader.projected(c, [row[0] for row in rows[:first]])
         items = [
             (encode_cursor(row[1]), states[row[0]])
             for row in rows[:first]
@@ -277,7 +214,7 @@ class ReadModelQueries:
                     (organization_id.hex,),
                 )
             ids = [row[0] for row in c.fetchall()]
-            states = self._states(c, ids)
+            states = self.reader.projected(c, ids)
         return [state for i in ids if isinstance(state := states.get(i), ApiKey)]
 
     def event_types(self, organization_id: UUID) -> list[EventType]:
@@ -289,7 +226,7 @@ class ReadModelQueries:
                 f"SELECT id FROM {table} WHERE organization_id = ? ORDER BY {order}", (organization_id.hex,)
             )
             ids = [row[0] for row in c.fetchall()]
-            states = self._states(c, ids)
+            states = self.reader.projected(c, ids)
         return [state for i in ids if isinstance(state := states.get(i), kind)]
 
     def delivery_updates(
@@ -321,7 +258,7 @@ class ReadModelQueries:
                 status=row[5],
                 attempt=row[6],
                 status_code=row[7],
-                at=datetime.fromisoformat(row[8]),
+                at=at_moment(row[8]),
             )
             for row in rows
         ]
@@ -338,7 +275,7 @@ class ReadModelQueries:
     def verify_audit(self, organization_id: UUID) -> Verification:
         """Recomputes the chain from the stored events up to where the trail has got: what was
         recorded since is checked by the next verification, not reported as tampering."""
-        return self.verifier.verify(organization_id, self.position)
+        return self.verifier.verify(organization_id, self.position())
 
     def export_audit(self, organization_id: UUID | None) -> Iterator[dict[str, Any]]:
         return self.audit.export(self._reading, organization_id)
@@ -367,7 +304,7 @@ class ReadModelQueries:
             )
             if c.fetchone() is not None:
                 return None
-        return UUID(row[0]), datetime.fromisoformat(row[1]) if row[1] else None
+        return UUID(row[0]), at_moment(row[1]) if row[1] else None
 
     def ordered_webhooks_with_work(self) -> list[UUID]:
         """Ordered webhooks that have unfinished deliveries (the sweeper queues only their heads)."""
@@ -434,18 +371,19 @@ class ReadModelQueries:
         """Pending and retrying deliveries with their next attempt time (only those due by then), of
         webhooks that are not ordered (an ordered one's go one at a time: see `ordered_head`)."""
         with self.db.transaction(commit=False) as c:
+            due = "" if due_before is None else " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             c.execute(
                 "SELECT d.id, d.next_attempt_at FROM hl_deliveries d"
                 " JOIN hl_webhooks w ON w.id = d.webhook_id"
-                " WHERE d.status IN (?, ?) AND w.ordered = 0 ORDER BY d.seq",
-                (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value),
+                f" WHERE d.status IN (?, ?) AND w.ordered = 0{due} ORDER BY d.seq",
+                (
+                    DeliveryStatus.PENDING.value,
+                    DeliveryStatus.RETRYING.value,
+                    *([] if due_before is None else [moment(due_before)]),
+                ),
             )
-            rows = [
-                row
-                for row in c.fetchall()
-                if due_before is None or row[1] is None or datetime.fromisoformat(row[1]) <= due_before
-            ]
-        return [(UUID(r[0]), datetime.fromisoformat(r[1]) if r[1] else None) for r in rows]
+            rows = c.fetchall()
+        return [(UUID(r[0]), at_moment(r[1]) if r[1] else None) for r in rows]
 
     def events_not_fanned_out(self) -> list[UUID]:
         with self.db.transaction(commit=False) as c:

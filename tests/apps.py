@@ -15,8 +15,7 @@ from domain.events import Publication
 from domain.roles import Role
 from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
-from hookline.wiring import build_application
-from store.readmodel import SQLViews
+from hookline.wiring import Opened, open_application
 from tests.support import postgres_database
 
 UNREACHABLE = "http://127.0.0.1:9/"  # for webhooks whose deliveries the test never sends
@@ -24,7 +23,12 @@ UNREACHABLE = "http://127.0.0.1:9/"  # for webhooks whose deliveries the test ne
 
 def application(directory: Path, **settings: Any) -> Hookline:
     """The application on a SQLite file in `directory`, private targets allowed."""
-    return build_application(
+    return opened(directory, **settings).app
+
+
+def opened(directory: Path, **settings: Any) -> Opened:
+    """`application`, with the read model it was given."""
+    return open_application(
         Settings(
             database_url=f"sqlite:///{directory}/hookline.sqlite3", allow_private_targets=True, **settings
         )
@@ -32,14 +36,14 @@ def application(directory: Path, **settings: Any) -> Hookline:
 
 
 @contextmanager
-def postgres_application() -> Iterator[Hookline]:
-    """The application on a PostgreSQL database of its own, dropped afterwards."""
+def postgres_application() -> Iterator[Opened]:
+    """The application (and its read model) on a PostgreSQL database of its own, dropped afterwards."""
     with postgres_database() as url:
-        app = build_application(Settings(database_url=url, database_pool_size=2))
+        opened = open_application(Settings(database_url=url, database_pool_size=2))
         try:
-            yield app
+            yield opened
         finally:
-            app.close()
+            opened.app.close()
 
 
 class RecordingQueue:
@@ -59,19 +63,17 @@ class RecordingQueue:
 def published_to(app: Hookline, url: str, count: int, *, ordered: bool = False) -> list[UUID]:
     """One webhook to `url` for "job.event" and `count` such events published, the read model caught up:
     the events' ids."""
-    views = app.views
-    assert isinstance(views, SQLViews)
     principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
     spec = WebhookSpec(name="target", event_types=("job.event",), target_url=url, ordered=ordered)
     app.create_webhook(principal, spec, active=True, allow_duplicate=True)
     events = app.publish_events(principal, [Publication("job.event", {"n": n}) for n in range(count)])
-    views.catch_up()
+    app.follower.catch_up()
     return [event_id for event_id, _ in events]
 
 
 def deliveries_to(app: Hookline, url: str, count: int) -> list[UUID]:
     """`published_to`, fanned out: the deliveries, pending."""
     deliveries = [d for ids in app.fan_out_many(published_to(app, url, count)) for d in ids]
-    app.read.catch_up()
+    app.follower.catch_up()
     assert len(deliveries) == count
     return deliveries

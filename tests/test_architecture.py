@@ -179,3 +179,53 @@ def test_resolvers_call_the_application_once_and_only_through_the_context(path: 
 
 def test_the_gateway_has_resolvers_to_check() -> None:
     assert sum(len(resolvers(path)) for path in GATEWAY_MODULES) > 20
+
+
+MUTABLE_DISPLAYS = (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)
+MUTABLE_MAKERS = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "Counter", "bytearray"}
+MODULE_CACHES = {"lru_cache", "cache"}
+
+
+def module_level_state(path: Path) -> list[str]:
+    """What a module keeps at module level that can change: a mutable container assigned there (a
+    constant is a tuple, frozenset or MappingProxyType), a cache on a module's function, a `global`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    for node in tree.body:
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        made = value.func if isinstance(value, ast.Call) else None
+        maker = getattr(made, "id", getattr(made, "attr", None))
+        if isinstance(value, MUTABLE_DISPLAYS) or maker in MUTABLE_MAKERS:
+            found.append(f"line {node.lineno}: {ast.unparse(node).splitlines()[0]}")
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            for decorator in node.decorator_list:
+                called = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if getattr(called, "id", getattr(called, "attr", None)) in MODULE_CACHES:
+                    found.append(f"line {node.lineno}: a cache on {node.name}")
+    found += [
+        f"line {n.lineno}: global {', '.join(n.names)}" for n in ast.walk(tree) if isinstance(n, ast.Global)
+    ]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "domain").rglob("*.py")), ids=lambda p: p.name)
+def test_the_domain_keeps_no_mutable_state_at_module_level(path: Path) -> None:
+    """Two requests, or two tests, never meet through the domain: what it caches or counts lives in an
+    object that the composition root made (a cache of webhooks is the read model's)."""
+    assert module_level_state(path) == []
+
+
+MAX_MODULE_LINES = 400
+PYTHON_LAYERS = ("domain", "gateway", "store", "workers", "hookline", "bench", "harness")
+# Data, not code: the built-in event types and their sample payloads, read as a table.
+LONG_TABLES = {"domain/catalogue.py"}
+
+
+def test_no_python_module_is_longer_than_400_lines() -> None:
+    """A module is read in one sitting; one that grows past this has two jobs."""
+    lines = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for layer in PYTHON_LAYERS
+        for path in (ROOT / layer).rglob("*.py")
+    }
+    assert {name: n for name, n in lines.items() if n > MAX_MODULE_LINES and name not in LONG_TABLES} == {}

@@ -20,7 +20,7 @@ from arq.worker import func
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from hookline.wiring import supervise_worker
+from hookline.runtime import supervise_worker
 from tests.support import redis_database
 from workers.arq_jobs import put_back
 from workers.arq_worker import FINISH, ROOM_WAIT, ClaimingWorker

@@ -14,7 +14,7 @@ from domain.events import Event
 from domain.nesting import MAX_NESTING
 from domain.roles import Role
 from hookline.wiring import utcnow
-from tests.apps import application
+from tests.apps import opened
 from tests.queries import CREATE_WEBHOOK, PUBLISH, webhook_input
 from tests.support import Receiver, Server, wait_until
 
@@ -70,15 +70,15 @@ def test_a_filter_value_nested_253_levels_is_refused_naming_the_condition(
 def test_an_event_stored_before_the_limit_does_not_stop_the_log_follower(tmp_path: Path) -> None:
     """Payloads were refused only past orjson's own limit before: a store may hold one nested 253 levels,
     which its audit record nests deeper still. The follower applies it and goes on."""
-    app = application(tmp_path)
+    app, read_model = (both := opened(tmp_path)).app, both.read_model
     try:
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         app.save(Event(principal.organization_id, "deep.event", nested(253), utcnow(), None, principal.actor))
         app.save(Event(principal.organization_id, "deep.event", {"n": 1}, utcnow(), None, principal.actor))
 
-        app.read.catch_up()
+        read_model.catch_up()
 
-        assert app.read.position == app.recorder.max_notification_id()
-        assert app.read.verify_audit(principal.organization_id).valid
+        assert read_model.position == app.recorder.max_notification_id()
+        assert app.views.verify_audit(principal.organization_id).valid
     finally:
         app.close()

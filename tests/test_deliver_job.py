@@ -21,15 +21,13 @@ from aiohttp import web
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
-from domain.application import Hookline
+from domain.application import Hookline, Prepared
 from domain.deliveries import Delivery, DeliveryStatus
 from domain.events import Event
 from domain.roles import Role
-from domain.service.base import Prepared
 from domain.webhooks import WebhookSpec
 from hookline.wiring import utcnow
-from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, application, deliveries_to
+from tests.apps import UNREACHABLE, application, deliveries_to, opened
 from tests.support import free_port
 from workers.inprocess import InProcessQueue
 from workers.jobs import MAX_TRIES, Jobs
@@ -68,9 +66,7 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
     sweep of the store queues the unfinished ones again while they wait for a slot. Each send that
     ends must still hand its slot on to a waiting delivery, also when the delivery woken for it was
     sent meanwhile by its other job: the last ones must not wait for the next sweep."""
-    app = application(tmp_path)
-    views = app.views
-    assert isinstance(views, SQLViews)
+    app, read_model = (both := opened(tmp_path)).app, both.read_model
     in_flight, peak, arrived = 0, 0, 0
     all_arrived = asyncio.Event()
 
@@ -90,7 +86,7 @@ def test_a_busy_webhooks_waiting_deliveries_are_all_sent_when_a_sweep_names_them
             return await run(deliveries_to(app, url, COUNT))
 
     async def run(deliveries: list[UUID]) -> list[str]:
-        views.cache.clear()  # as after a long backlog: the states are read back from the store
+        read_model.cache.clear()  # as after a long backlog: the states are read back from the store
         sender = Sender(allow_private_targets=True, clock=utcnow)
         await sender.start()
 
@@ -174,14 +170,14 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_and_the_delivery_end
     app.create_webhook(
         principal, WebhookSpec("deep", ("job.event",), UNREACHABLE), active=True, allow_duplicate=True
     )
-    app.read.catch_up()
+    app.follower.catch_up()
     deep: dict[str, object] = {}
     for _ in range(253):
         deep = {"a": deep}
     # Saved as it was before the limit: publishing refuses it now.
     stored = Event(principal.organization_id, "job.event", deep, utcnow(), None, principal.actor)
     app.save(stored)
-    [delivery_id] = app.fan_out(stored.id)
+    [[delivery_id]] = app.fan_out_many([stored.id])
 
     async def attempts() -> list[Outcome]:
         jobs = Jobs(app, send=None, limiter=LocalRateLimiter(), slots=HoldingSlots())  # type: ignore[arg-type]
@@ -217,11 +213,11 @@ def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not
         [StoredEvent(damaged, 1, get_topic(Delivery.Created), b"not what was written")]
     )
     prepared: list[UUID] = []
-    prepare = app.prepare_delivery
+    prepare = app.prepare_deliveries
 
-    def counted(delivery_id: UUID, due: int | None = None) -> Prepared:
-        prepared.append(delivery_id)
-        return prepare(delivery_id, due)
+    def counted(jobs: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
+        prepared.extend(delivery_id for delivery_id, _ in jobs)
+        return prepare(jobs)
 
     async def runs(count: int) -> list[BaseException | Outcome]:
         jobs = Jobs(app, send=None, limiter=LocalRateLimiter(), slots=HoldingSlots())  # type: ignore[arg-type]
@@ -233,7 +229,7 @@ def test_a_delivery_whose_record_cannot_be_read_is_given_up_after_a_few_runs_not
                 outcomes.append(error)
         return outcomes
 
-    app.prepare_delivery = counted  # type: ignore[method-assign]
+    app.prepare_deliveries = counted  # type: ignore[method-assign]
     try:
         with structlog.testing.capture_logs() as logged:
             outcomes = asyncio.run(runs(10))

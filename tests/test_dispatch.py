@@ -14,8 +14,9 @@ import pytest
 
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
-from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, RecordingQueue, application, published_to
+from hookline.wiring import Opened
+from store.readmodel import ReadModel
+from tests.apps import UNREACHABLE, RecordingQueue, opened, published_to
 from workers.dispatch import Dispatcher
 
 
@@ -25,56 +26,60 @@ class BrokenQueue(RecordingQueue):
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Hookline]:
-    application_ = application(tmp_path)
-    yield application_
-    application_.close()
+def both(tmp_path: Path) -> Iterator[Opened]:
+    application = opened(tmp_path)
+    yield application
+    application.app.close()
 
 
-def views_of(app: Hookline) -> SQLViews:
-    assert isinstance(app.views, SQLViews)
-    return app.views
+@pytest.fixture
+def app(both: Opened) -> Hookline:
+    return both.app
 
 
-def test_what_a_process_creates_is_queued_by_it_before_the_follower_sees_it(app: Hookline) -> None:
+@pytest.fixture
+def views(both: Opened) -> ReadModel:
+    return both.read_model
+
+
+def test_what_a_process_creates_is_queued_by_it_before_the_follower_sees_it(
+    app: Hookline, views: ReadModel
+) -> None:
     queue = RecordingQueue()
-    app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
+    app.saved_listeners.append(Dispatcher(queue, views.queries).recorded)
     events = published_to(app, UNREACHABLE, 3)
     assert queue.fanned_out == events
     deliveries = [d for ids in app.fan_out_many(events) for d in ids]
     assert len(deliveries) == 3
     assert queue.delivered == [(d, None) for d in deliveries]
     # the deliveries were queued before the log follower read them
-    assert views_of(app).position < (app.recorder.max_notification_id() or 0)
+    assert views.position < (app.recorder.max_notification_id() or 0)
 
 
-def test_the_follower_does_not_queue_again_what_its_creator_queued(app: Hookline) -> None:
+def test_the_follower_does_not_queue_again_what_its_creator_queued(app: Hookline, views: ReadModel) -> None:
     queue = RecordingQueue()
-    views = views_of(app)
-    views.listeners.append(Dispatcher(queue, views))
+    views.listeners.append(Dispatcher(queue, views.queries))
     app.fan_out_many(published_to(app, UNREACHABLE, 3))
     views.catch_up()
     assert queue.fanned_out == []
     assert queue.delivered == []
 
 
-def test_the_follower_queues_a_retry_at_its_time(app: Hookline) -> None:
+def test_the_follower_queues_a_retry_at_its_time(app: Hookline, views: ReadModel) -> None:
     queue = RecordingQueue()
-    views = views_of(app)
-    views.listeners.append(Dispatcher(queue, views))
+    views.listeners.append(Dispatcher(queue, views.queries))
     (delivery_id,) = [d for ids in app.fan_out_many(published_to(app, UNREACHABLE, 1)) for d in ids]
     delivery: Delivery = app.repository.get(delivery_id)
-    app.record_attempt(delivery, Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy"))
+    app.record_attempts([(delivery, Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy"))])
     views.catch_up()
     retried: Delivery = app.repository.get(delivery_id)
     assert retried.next_attempt_at is not None
     assert queue.delivered == [(delivery_id, retried.next_attempt_at)]
 
 
-def test_an_ordered_webhooks_deliveries_wait_for_their_turn(app: Hookline) -> None:
+def test_an_ordered_webhooks_deliveries_wait_for_their_turn(app: Hookline, views: ReadModel) -> None:
     queue = RecordingQueue()
-    views = views_of(app)
-    dispatcher = Dispatcher(queue, views)
+    dispatcher = Dispatcher(queue, views.queries)
     app.saved_listeners.append(dispatcher.recorded)
     views.listeners.append(dispatcher)
     deliveries = [d for ids in app.fan_out_many(published_to(app, UNREACHABLE, 3, ordered=True)) for d in ids]
@@ -83,11 +88,11 @@ def test_an_ordered_webhooks_deliveries_wait_for_their_turn(app: Hookline) -> No
     assert queue.delivered == [(deliveries[0], None)]
 
 
-def test_a_queue_that_fails_after_the_commit_loses_nothing(app: Hookline) -> None:
+def test_a_queue_that_fails_after_the_commit_loses_nothing(app: Hookline, views: ReadModel) -> None:
     queue = BrokenQueue()
-    app.saved_listeners.append(Dispatcher(queue, app.read).recorded)
+    app.saved_listeners.append(Dispatcher(queue, views.queries).recorded)
     events = published_to(app, UNREACHABLE, 2)  # the failure is logged, not raised: the events are stored
-    app.read.catch_up()
+    views.catch_up()
     recovery = RecordingQueue()
-    Dispatcher(recovery, app.read).recover(app.read)
+    Dispatcher(recovery, views.queries).recover()
     assert recovery.fanned_out == events

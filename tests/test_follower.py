@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import cast
 
-from hookline.wiring import FOLLOW_GATHER, follow
-from store.readmodel import SQLViews
+from hookline.runtime import FOLLOW_GATHER, follow
 
 
 class CountingViews:
@@ -27,7 +25,7 @@ def test_saves_within_the_gather_window_are_applied_in_one_catch_up() -> None:
     async def scenario() -> list[int]:
         views = CountingViews()
         wake = asyncio.Event()
-        follower = asyncio.create_task(follow(cast(SQLViews, views), wake, idle_seconds=60))
+        follower = asyncio.create_task(follow(views, wake, idle_seconds=60))
         await asyncio.sleep(0.05)  # started, waiting
         for _ in range(5):  # five saves, a millisecond apart, as a burst of one delivery's events
             views.saved += 1

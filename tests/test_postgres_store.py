@@ -23,8 +23,8 @@ AWKWARD = bytes(range(256)) + b'\\x00 "quoted", {braced}, (paren) \\\\ NULL'
 
 @pytest.fixture
 def app() -> Iterator[Hookline]:
-    with postgres_application() as application:
-        yield application
+    with postgres_application() as opened:
+        yield opened.app
 
 
 def test_the_postgresql_store_uses_the_one_statement_recorder(app: Hookline) -> None:

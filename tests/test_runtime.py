@@ -7,7 +7,7 @@ import gc
 import json
 import weakref
 
-from hookline.wiring import YOUNG_GC_THRESHOLD, settle_heap
+from hookline.runtime import YOUNG_GC_THRESHOLD, settle_heap
 from tests.support import Server
 
 

@@ -13,30 +13,35 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.utils import get_topic
 
-from domain.application import Hookline
+from domain.application import Hookline, PreparedDelivery
 from domain.deliveries import Attempt, Delivery
 from domain.events import Event, Publication
 from domain.filters import Condition
 from domain.roles import Role
-from domain.service.base import PreparedDelivery
-from domain.webhooks import Webhook, WebhookSpec, saved_spec
+from domain.webhooks import Webhook, WebhookSpec
 from hookline.settings import Settings
-from hookline.wiring import build_application
-from store.readmodel import SQLViews
+from hookline.wiring import Opened, open_application
+from store.readmodel import ReadModel
 from tests.apps import postgres_application
 
 
 @contextmanager
-def application(kind: str, directory: Path) -> Iterator[Hookline]:
+def opened(kind: str, directory: Path) -> Iterator[Opened]:
     if kind == "sqlite":
-        app = build_application(Settings(database_url=f"sqlite:///{directory}/h.sqlite3"))
+        sqlite = open_application(Settings(database_url=f"sqlite:///{directory}/h.sqlite3"))
         try:
-            yield app
+            yield sqlite
         finally:
-            app.close()
+            sqlite.app.close()
         return
-    with postgres_application() as app:
-        yield app
+    with postgres_application() as postgres:
+        yield postgres
+
+
+@contextmanager
+def application(kind: str, directory: Path) -> Iterator[Hookline]:
+    with opened(kind, directory) as both:
+        yield both.app
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -48,14 +53,14 @@ def test_stored_aggregates_equal_the_repositorys(kind: str, tmp_path: Path) -> N
         app.set_webhook_active(principal, webhook.id, False)
         app.set_webhook_active(principal, webhook.id, True)  # three events
         published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(4)])
-        app.read.catch_up()
+        app.follower.catch_up()
         events = [event_id for event_id, _ in published]
         deliveries = [d for made in app.fan_out_many(events) for d in made]
         failed = Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy", "7")
         app.record_attempts([(app.repository.get(d), failed) for d in deliveries[:2]])
 
         wanted = [*deliveries, *events, webhook.id, deliveries[0], uuid4()]  # a repeat, an unknown
-        stored = app.read.stored(wanted)
+        stored = app.views.stored(wanted)
 
         assert set(stored) == {*deliveries, *events, webhook.id}
         for aggregate_id, aggregate in stored.items():
@@ -68,7 +73,7 @@ def test_stored_aggregates_equal_the_repositorys(kind: str, tmp_path: Path) -> N
         changed = stored[webhook.id]
         assert isinstance(changed, Webhook)
         assert changed.version == 3
-        assert app.read.stored([]) == {}
+        assert app.views.stored([]) == {}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -76,14 +81,15 @@ def test_events_the_read_model_has_not_applied_are_read_from_the_store_at_once(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker fans out events as soon as they are recorded, before any read model applied them."""
-    with application(kind, tmp_path) as app:
+    with opened(kind, tmp_path) as both:
+        app = both.app
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
         app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        app.read.catch_up()
+        app.follower.catch_up()
         published = app.publish_events(principal, [Publication("a.b", {"n": n}) for n in range(30)])
         events = [event_id for event_id, _ in published]
-        assert app.read.events_not_fanned_out() == []  # not applied by the read model yet
+        assert both.read_model.queries.events_not_fanned_out() == []  # not applied by the read model yet
         reads_one_by_one: list[object] = []
         select_events = app.recorder.select_events
 
@@ -103,7 +109,7 @@ def test_events_the_read_model_has_not_applied_are_read_from_the_store_at_once(
 
 
 def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) -> None:
-    """Filters are compiled once per saved version of a webhook (domain.webhooks.saved_filters)."""
+    """Filters are compiled once per saved version of a webhook (kept by the read model, by version)."""
     with application("sqlite", tmp_path) as app:
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         severe = ((Condition("severity", "GTE", [3]),),)
@@ -111,28 +117,27 @@ def test_a_webhooks_changed_filters_hold_for_the_next_fan_out(tmp_path: Path) ->
             name="t", event_types=("a.b",), target_url="https://example.com/hook", filters=severe
         )
         webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        app.read.catch_up()
+        app.follower.catch_up()
 
         def fanned_out(severity: int) -> int:
             published = app.publish_events(principal, [Publication("a.b", {"severity": severity})])
             made = app.fan_out_many([published[0][0]])
-            app.read.catch_up()
+            app.follower.catch_up()
             return len(made[0])
 
         assert (fanned_out(5), fanned_out(2)) == (1, 0)
         critical = ((Condition("severity", "GTE", [9]),),)
         app.update_webhook(principal, webhook.id, {"filters": critical}, None)
-        app.read.catch_up()
+        app.follower.catch_up()
         assert (fanned_out(5), fanned_out(9)) == (0, 1)
         app.update_webhook(principal, webhook.id, {"filters": ()}, None)
-        app.read.catch_up()
+        app.follower.catch_up()
         assert fanned_out(0) == 1
 
 
-def _three_events_applied(app: Hookline) -> tuple[SQLViews, list[UUID]]:
+def _three_events_applied(both: Opened) -> tuple[ReadModel, list[UUID]]:
     """A webhook for type a.b and three events of it, applied by the read model (not fanned out)."""
-    views = app.read
-    assert isinstance(views, SQLViews)
+    app, views = both.app, both.read_model
     principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
     spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/hook")
     app.create_webhook(principal, spec, active=True, allow_duplicate=True)
@@ -147,8 +152,9 @@ def test_an_events_state_is_read_from_its_stored_events_not_kept_as_a_snapshot(
 ) -> None:
     """Events' payloads are not written to hl_states again: the read model reads them from the store,
     and applies a fan-out to the state before it."""
-    with application(kind, tmp_path) as app:
-        views, events = _three_events_applied(app)
+    with opened(kind, tmp_path) as both:
+        app = both.app
+        views, events = _three_events_applied(both)
         views.cache.clear()  # as in another process, or after the cache let them go
 
         with views.db.transaction(commit=False) as c:
@@ -156,17 +162,17 @@ def test_an_events_state_is_read_from_its_stored_events_not_kept_as_a_snapshot(
                 f"SELECT COUNT(*) FROM hl_states WHERE id IN ({','.join('?' * 3)})", [e.hex for e in events]
             )
             assert c.fetchone()[0] == 0
-        read = views.states(events)
+        read = views.queries.states(events)
         assert {i: vars(a) for i, a in read.items()} == {e: vars(app.repository.get(e)) for e in events}
 
         app.fan_out_many(events)  # stored at version 2 before the read model applies it
         views.cache.clear()
         views.catch_up()  # applies version 2 to the state of version 1, read from the store
 
-        fanned_out = views.states(events)
+        fanned_out = views.queries.states(events)
         assert all(isinstance(e, Event) and e.fanned_out and e.version == 2 for e in fanned_out.values())
         assert set(fanned_out) == set(events)
-        assert views.events_not_fanned_out() == []
+        assert views.queries.events_not_fanned_out() == []
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -175,8 +181,9 @@ def test_deliveries_the_read_model_lacks_are_read_from_the_store_once(
 ) -> None:
     """A worker asks for deliveries the follower has not applied yet: they are read from the store,
     each of their events decoded once (not read, decoded and thrown away, then read again)."""
-    with application(kind, tmp_path) as app:
-        views, events = _three_events_applied(app)
+    with opened(kind, tmp_path) as both:
+        app = both.app
+        views, events = _three_events_applied(both)
         deliveries = [d for made in app.fan_out_many(events) for d in made]
         views.cache.clear()
         decoded: list[str] = []
@@ -188,34 +195,35 @@ def test_deliveries_the_read_model_lacks_are_read_from_the_store_once(
 
         monkeypatch.setattr(app.mapper, "to_domain_event", counted)
 
-        read = views.states(deliveries)
+        read = views.queries.states(deliveries)
         assert decoded == [get_topic(Delivery.Created)] * 3
         assert {i: vars(a) for i, a in read.items()} == {d: vars(app.repository.get(d)) for d in deliveries}
 
 
 def test_a_webhooks_changed_spec_holds_for_the_next_delivery(tmp_path: Path) -> None:
     """A delivery is prepared with the spec of its webhook's saved version, built once per version
-    (domain.webhooks.saved_spec)."""
-    with application("sqlite", tmp_path) as app:
+    (kept by the read model, by version)."""
+    with opened("sqlite", tmp_path) as both:
+        app = both.app
         principal = app.authenticate(app.issue_key("acme", Role.ADMIN))
         spec = WebhookSpec(name="t", event_types=("a.b",), target_url="https://example.com/one")
         webhook = app.create_webhook(principal, spec, active=True, allow_duplicate=True)
-        app.read.catch_up()
+        app.follower.catch_up()
 
         def prepared_url() -> str:
             published = app.publish_events(principal, [Publication("a.b", {"n": 1})])
             (made,) = app.fan_out_many([published[0][0]])
-            app.read.catch_up()
+            app.follower.catch_up()
             (prepared,) = app.prepare_deliveries([(made[0], None)])
             assert isinstance(prepared, PreparedDelivery)
             return prepared.request.url
 
         assert prepared_url() == "https://example.com/one"
-        saved = app.read.states([webhook.id])[webhook.id]
+        saved = app.views.states([webhook.id])[webhook.id]
         assert isinstance(saved, Webhook)
-        assert saved_spec(saved) is saved_spec(saved)  # built once for the version
+        assert app.views.saved(saved) is app.views.saved(saved)  # built once for the version
         app.update_webhook(principal, webhook.id, {"target_url": "https://example.com/two"}, None)
-        app.read.catch_up()
+        app.follower.catch_up()
         assert prepared_url() == "https://example.com/two"
 
 
@@ -226,8 +234,9 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
     """A delivery's attempts are not written to hl_states again (a snapshot after each attempt held
     all of them): the read model reads its state from the store and applies an attempt to the state
     before it."""
-    with application(kind, tmp_path) as app:
-        views, events = _three_events_applied(app)
+    with opened(kind, tmp_path) as both:
+        app = both.app
+        views, events = _three_events_applied(both)
         deliveries = [d for made in app.fan_out_many(events) for d in made]
         views.catch_up()
         views.cache.clear()  # as in another process, or after the cache let them go
@@ -238,7 +247,7 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
                 [d.hex for d in deliveries],
             )
             assert c.fetchone()[0] == 0
-        read = views.states(deliveries)
+        read = views.queries.states(deliveries)
         assert {i: vars(a) for i, a in read.items()} == {d: vars(app.repository.get(d)) for d in deliveries}
 
         failed = Attempt(1, datetime.now(UTC), 12.5, 503, None, "busy", "7")
@@ -246,7 +255,7 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
         views.cache.clear()
         views.catch_up()  # applies version 2 to the state of version 1, read from the store
 
-        attempted = views.states(deliveries)
+        attempted = views.queries.states(deliveries)
         assert set(attempted) == set(deliveries)
         assert all(isinstance(d, Delivery) and d.version == 2 for d in attempted.values())
         assert {i: vars(a) for i, a in attempted.items()} == {
@@ -254,7 +263,7 @@ def test_a_deliverys_state_is_read_from_its_stored_events_not_kept_as_a_snapshot
         }
         first = attempted[deliveries[0]]
         assert isinstance(first, Delivery)
-        page = views.deliveries(
+        page = views.queries.deliveries(
             first.organization_id,
             webhook_id=None,
             event_id=None,

@@ -7,20 +7,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from hookline.settings import Settings
-from hookline.wiring import sweeping
-from store.readmodel import SQLViews
-from tests.apps import UNREACHABLE, RecordingQueue, application, deliveries_to
+from hookline.runtime import sweeping
+from tests.apps import UNREACHABLE, RecordingQueue, deliveries_to, opened
 from workers.dispatch import Dispatcher
 
 SWEEP_SECONDS = 0.05
 
 
 def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
-    app = application(tmp_path)
-    settings = Settings(sweep_seconds=SWEEP_SECONDS)  # all the sweeper reads
-    views = app.views
-    assert isinstance(views, SQLViews)
+    app, read_model = (both := opened(tmp_path)).app, both.read_model
     deliveries = deliveries_to(app, UNREACHABLE, 3)
     queue = RecordingQueue()
     backlog = True
@@ -32,7 +27,7 @@ def test_a_skipped_sweep_is_made_up_by_the_next_one(tmp_path: Path) -> None:
         async def backlogged() -> bool:
             return backlog
 
-        async with sweeping(Dispatcher(queue, views), views, settings, skip=backlogged):
+        async with sweeping(Dispatcher(queue, read_model.queries), SWEEP_SECONDS, skip=backlogged):
             await asyncio.sleep(SWEEP_SECONDS * 4)  # three or four sweeps, all skipped
             skipped_then = len(queue.delivered)
             backlog = False

@@ -21,7 +21,7 @@ from eventsourcing.persistence import Recording
 
 from domain.deliveries import Delivery
 from domain.events import Event
-from domain.views import Views
+from domain.views import SweepViews
 from domain.webhooks import Webhook
 
 log = structlog.get_logger("hookline.dispatch")
@@ -36,7 +36,7 @@ class JobQueue(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, queue: JobQueue, views: Views) -> None:
+    def __init__(self, queue: JobQueue, views: SweepViews) -> None:
         self.queue = queue
         self.views = views
 
@@ -60,7 +60,7 @@ class Dispatcher:
 
     def _ordered(self, webhook_ids: set[UUID]) -> set[UUID]:
         webhooks = self.views.states(webhook_ids)
-        return {i for i, w in webhooks.items() if isinstance(w, Webhook) and w.spec.ordered}
+        return {i for i, w in webhooks.items() if isinstance(w, Webhook) and self.views.saved(w).spec.ordered}
 
     def __call__(self, observed: Sequence[tuple[int, object]]) -> None:
         """Each delivery that, after an event other than its creation, still needs work gets a job
@@ -85,8 +85,9 @@ class Dispatcher:
             if head is not None:
                 self.queue.deliver(*head)
 
-    def recover(self, views: Views, due_before: datetime | None = None) -> None:
+    def recover(self, due_before: datetime | None = None) -> None:
         """Queue again every event not fanned out and every unfinished delivery (due before a time)."""
+        views = self.views
         for event_id in views.events_not_fanned_out():
             self.queue.fan_out(event_id)
         for delivery_id, next_attempt_at in views.unfinished_deliveries(due_before):

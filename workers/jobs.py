@@ -9,7 +9,6 @@ import asyncio
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
@@ -18,10 +17,10 @@ import structlog
 from eventsourcing.persistence import PersistenceError
 from redis.exceptions import RedisError
 
-from domain.application import Hookline
+from domain.application import Hookline, NotDue, NothingToSend, Prepared, PreparedDelivery
 from domain.deliveries import Attempt, Delivery
 from domain.requests import Send
-from domain.service.base import Prepared, PreparedDelivery
+from domain.service.base import all_or_each
 from workers.batching import Batcher
 from workers.jobtypes import DONE, Deliver, FanOut, Job, Later, Outcome
 from workers.ratelimit import RateLimiter
@@ -29,7 +28,6 @@ from workers.slots import Slot, WebhookSlots
 
 log = structlog.get_logger("hookline.jobs")
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -38,24 +36,6 @@ R = TypeVar("R")
 OUTAGES = (PersistenceError, sqlite3.Error, psycopg.Error, RedisError, OSError)
 MAX_TRIES = 3  # runs of a job that fail with an error of its own before this process gives it up
 REMEMBERED = 10_000  # jobs whose failures are counted, at most (the oldest are forgotten)
-
-
-def all_or_each(
-    run_all: Callable[[Sequence[T]], Sequence[R]], run_one: Callable[[T], R], items: Sequence[T]
-) -> Sequence[R | Exception]:
-    """`run_all` on the items in one call; when that raises (one of them cannot be done), `run_one` on
-    each, so that only the items that fail get their exception."""
-    try:
-        return run_all(items)
-    except Exception:
-        return [_outcome(run_one, item) for item in items]
-
-
-def _outcome(run_one: Callable[[T], R], item: T) -> R | Exception:
-    try:
-        return run_one(item)
-    except Exception as error:
-        return error
 
 
 class Jobs:
@@ -165,9 +145,9 @@ class Jobs:
     async def _known_slot(self, delivery_id: UUID) -> Slot | None:
         """The delivery's webhook and organisation as the read model has them: from memory, or read
         when the slots are contended (it matters then); None when unknown."""
-        known = self.app.read.held(delivery_id)
+        known = self.app.views.held(delivery_id)
         if known is None and self.slots.contended():
-            known = (await asyncio.to_thread(self.app.read.states, [delivery_id])).get(delivery_id)
+            known = (await asyncio.to_thread(self.app.views.states, [delivery_id])).get(delivery_id)
         return Slot(known.webhook_id, known.organization_id) if isinstance(known, Delivery) else None
 
     async def _prepare(self, delivery_id: UUID, due: int | None) -> PreparedDelivery | Outcome:
@@ -181,10 +161,10 @@ class Jobs:
         except Exception as error:
             await self._unmade(delivery_id, error)
             return DONE
-        if prepared is None:
+        if isinstance(prepared, NothingToSend):
             return DONE
-        if isinstance(prepared, datetime):
-            return Later(max((prepared - self.app.clock()).total_seconds(), 0.0))
+        if isinstance(prepared, NotDue):
+            return Later(max((prepared.at - self.app.clock()).total_seconds(), 0.0))
         return prepared
 
     async def _unmade(self, delivery_id: UUID, error: Exception) -> None:
@@ -198,10 +178,10 @@ class Jobs:
         await asyncio.to_thread(self.app.record_unmade_attempt, delivery_id, message)
 
     def _fan_out_all(self, event_ids: Sequence[UUID]) -> Sequence[list[UUID] | Exception]:
-        return all_or_each(self.app.fan_out_many, self.app.fan_out, event_ids)
+        return all_or_each(self.app.fan_out_many, event_ids)
 
     def _prepare_all(self, jobs: Sequence[tuple[UUID, int | None]]) -> Sequence[Prepared | Exception]:
-        return all_or_each(self.app.prepare_deliveries, lambda job: self.app.prepare_delivery(*job), jobs)
+        return all_or_each(self.app.prepare_deliveries, jobs)
 
     def _record_all(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> list[None]:
         self.app.record_attempts(attempts)

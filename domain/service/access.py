@@ -34,7 +34,8 @@ class AccessCommands(HooklineBase):
         problems = check_organization_name(organization_name)
         if problems:
             raise InvalidInput(problems)
-        if self._get(Organization, ids.organization_id(organization_name)) is None:
+        organization_id = ids.organization_id(organization_name)
+        if not self._fresh(Organization, [organization_id]):
             with suppress(IntegrityError):  # created meanwhile by another process: just as good
                 self.save(Organization(name=organization_name))
         key_id = uuid4()
@@ -42,7 +43,7 @@ class AccessCommands(HooklineBase):
         self.save(
             ApiKey(
                 key_id=key_id,
-                organization_id=ids.organization_id(organization_name),
+                organization_id=organization_id,
                 organization_name=organization_name,
                 role=role.value,
                 key_hash=hash_key(key),
@@ -52,7 +53,7 @@ class AccessCommands(HooklineBase):
 
     def revoke_key(self, key_id: UUID, actor: str = SYSTEM_ACTOR) -> bool:
         """Revokes a key (from the command line); False when there is no such key."""
-        api_key = self._get(ApiKey, key_id)
+        api_key = self._fresh(ApiKey, [key_id]).get(key_id)
         if api_key is None:
             return False
         api_key.revoke(actor=actor)
@@ -61,16 +62,16 @@ class AccessCommands(HooklineBase):
 
     def api_keys(self, organization_name: str | None) -> list[ApiKey]:
         """Keys (never their value), oldest first, of one organisation or all."""
-        self.read.catch_up()
+        self.follower.catch_up()
         organization = ids.organization_id(organization_name) if organization_name is not None else None
-        return self.read.api_keys(organization)
+        return self.views.api_keys(organization)
 
     def organization_exists(self, organization_id: UUID) -> bool:
-        return self._get(Organization, organization_id) is not None
+        return self._fresh(Organization, [organization_id]).get(organization_id) is not None
 
     def authenticate(self, key: str) -> Principal:
         key_id = key_id_of(key)
-        api_key = self._get(ApiKey, key_id) if key_id else None
+        api_key = self._fresh(ApiKey, [key_id]).get(key_id) if key_id else None
         if api_key is None or not api_key.matches(key):
             raise Unauthenticated("missing, unknown or revoked API key")
         return Principal(
@@ -84,10 +85,10 @@ class AccessCommands(HooklineBase):
         self, principal: Principal, *, aggregate_id: UUID | None, first: int, after: str | None
     ) -> Page[dict[str, Any]]:
         principal.require(Permission.READ_AUDIT_LOG)
-        self.read.catch_up()
-        return self.read.audit_page(principal.organization_id, aggregate_id, page_size(first), after)
+        self.follower.catch_up()
+        return self.views.audit_page(principal.organization_id, aggregate_id, page_size(first), after)
 
     def verify_audit_log(self, principal: Principal) -> Verification:
         principal.require(Permission.READ_AUDIT_LOG)
-        self.read.catch_up()
-        return self.read.verify_audit(principal.organization_id)
+        self.follower.catch_up()
+        return self.views.verify_audit(principal.organization_id)

@@ -4,61 +4,89 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InfrastructureFactory,
+    IntegrityError,
+    Mapper,
+    Recording,
+)
+from eventsourcing.utils import Environment
 
 from domain.catalogue import BUILT_IN, EventTypeSpec
 from domain.credentials import Credential
-from domain.deliveries import Delivery
 from domain.errors import InvalidInput, NotFound, Problem
 from domain.event_types import EventType
 from domain.events import DEFAULT_MAX_PAYLOAD, Event
-from domain.organizations import (
-    Organization,
-)
-from domain.requests import Message, OutgoingRequest
+from domain.organizations import Organization
+from domain.requests import Message
 from domain.retry import RetryPolicy
 from domain.roles import Principal
 from domain.targets import IPAddress
 from domain.templates import DEFAULT_MAX_RENDERED_BYTES
-from domain.views import MAX_PAGE, Views
+from domain.views import MAX_PAGE, Following, Views
 from domain.webhooks import Webhook
 
 A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
+R = TypeVar("R")
 
-EARLY = timedelta(milliseconds=50)
+EARLY = timedelta(milliseconds=50)  # an attempt this close to its time is not worth deferring
 RECORD_TRIES = 3
-RECOVERY_BATCH = 500  # an attempt this close to its time is not worth deferring
+RECOVERY_BATCH = 500
 
 Resolve = Callable[[str], list[IPAddress]]
 """Resolves a host name to its addresses; raises LookupError when it cannot."""
+Changes = Sequence[DomainEventProtocol[UUID]]
+"""What one item of a batch saves: an aggregate's new events, or a few aggregates' that go together."""
 
 
 @dataclass(frozen=True)
-class PreparedDelivery:
-    delivery: Delivery
-    request: OutgoingRequest
-    webhook_id: UUID
-    rate_limit_per_second: int | None
+class Storage:
+    """The event store as the composition root opened it: the application records through its
+    recorder, and the read model, built before the application, follows the same one."""
+
+    env: Environment
+    factory: InfrastructureFactory
+    mapper: Mapper[UUID]
+    recorder: ApplicationRecorder
 
 
-# What preparing a delivery answers: the request to send, the time it is due (not yet), or None (done,
-# or the job is obsolete).
-Prepared = PreparedDelivery | datetime | None
+def all_or_each(
+    run: Callable[[Sequence[T]], Sequence[R]],
+    items: Sequence[T],
+    catch: type[Exception] | tuple[type[Exception], ...] = Exception,
+) -> list[R | Exception]:
+    """`run` on all the items in one call; when that raises `catch` (one of them cannot be done), on
+    each item alone, so that only the items that fail get their exception."""
+    try:
+        return list(run(items))
+    except catch as error:
+        if len(items) == 1:
+            return [error]
+        outcomes: list[R | Exception] = []
+        for item in items:
+            try:
+                outcomes.extend(run([item]))
+            except catch as alone:
+                outcomes.append(alone)
+        return outcomes
 
 
 class HooklineBase(Application[UUID]):
     def __init__(
         self,
-        env: dict[str, str] | None = None,
+        storage: Storage,
+        views: Views,
+        follower: Following,
         *,
         clock: Callable[[], datetime],
         random_bytes: Callable[[int], bytes],
@@ -70,7 +98,10 @@ class HooklineBase(Application[UUID]):
         retry_policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
         rand: Callable[[], float] = lambda: 0.5,
     ) -> None:
-        super().__init__(env)
+        self._storage = storage
+        super().__init__(storage.env)
+        self.views = views
+        self.follower = follower
         self.clock = clock
         self.random_bytes = random_bytes
         self.resolve = resolve
@@ -81,22 +112,21 @@ class HooklineBase(Application[UUID]):
         self.retry_policy = retry_policy
         self.rand = rand
         self._organization_names: dict[UUID, str] = {}
-        self.views: Views | None = None
         self.saved_listeners: list[Callable[[list[Recording[UUID]]], None]] = []
 
     def save(
         self, *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None, **kwargs: Any
     ) -> list[Recording[UUID]]:
-        """The library's `save`, less its runtime-protocol `isinstance` checks, which cost 5 to 15 µs
-        each on Python 3.11, two per saved aggregate: here everything saved is an `Aggregate` or one
-        of its domain events."""
+        """The library's `save`, less its runtime-protocol `isinstance` checks (two per saved
+        aggregate, each slow on Python 3.11): here everything saved is an `Aggregate` or one of its
+        domain events."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in objs:
             if isinstance(obj, Aggregate):
                 processing_event.events.extend(obj.collect_events())
                 processing_event.aggregates[obj.id] = obj
-            elif obj is not None:
-                processing_event.events.append(cast(DomainEventProtocol[UUID], obj))
+            elif obj is not None:  # a domain event (no `cast`: it costs a call for each)
+                processing_event.events.append(obj)  # type: ignore[arg-type]
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
@@ -107,39 +137,34 @@ class HooklineBase(Application[UUID]):
         for listener in self.saved_listeners:
             listener(recordings)
 
-    @property
-    def read(self) -> Views:
-        if self.views is None:
-            raise RuntimeError("the application has no views attached")
-        return self.views
+    # The library builds these from the settings; here they come from the storage already opened.
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        return self._storage.factory
 
-    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return aggregate if isinstance(aggregate, cls) else None
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self._storage.mapper
 
-    def _get_many(self, cls: type[A], aggregate_ids: Sequence[UUID]) -> dict[UUID, A]:
-        """`_get` for several aggregates, read from the store at once."""
-        stored = self.read.stored(aggregate_ids)
-        return {i: a for i, a in stored.items() if isinstance(a, cls)}
+    def construct_recorder(self) -> ApplicationRecorder:
+        return self._storage.recorder
 
-    def _current(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        """An aggregate as the read model holds it (fast; possibly a moment behind the store), to
-        change and save: a stale one only loses the race on its version. Falls back to the store."""
-        return self._current_many(cls, [aggregate_id]).get(aggregate_id)
+    def _fresh(self, cls: type[A], aggregate_ids: Iterable[UUID]) -> dict[UUID, A]:
+        """Aggregates as the store has them now, read at once: for a change that must not be made
+        on a state a moment old (a second send, a repeat, a lost update)."""
+        return {i: a for i, a in self.views.stored(aggregate_ids).items() if isinstance(a, cls)}
 
-    def _current_many(
-        self, cls: type[A], aggregate_ids: Sequence[UUID], *, tables: bool = True
+    def _recent(
+        self, cls: type[A], aggregate_ids: Sequence[UUID], *, held_only: bool = False
     ) -> dict[UUID, A]:
-        """`_current` for several aggregates, read from the read model at once. Without `tables`, only
-        what this process holds in memory is taken from the read model (for aggregates just recorded,
-        which its tables rarely have yet: one query to the store instead of a miss first)."""
-        if tables:
-            known = self.read.states(aggregate_ids)
+        """Aggregates as the read model has them (fast; possibly a moment behind the store), copied
+        so they may be changed and saved: a stale one only loses the race on its version. What the
+        read model lacks comes from the store. With `held_only`, only what this process holds in
+        memory is taken from the read model (for aggregates just recorded, which its tables rarely
+        have yet: one query to the store instead of a miss first)."""
+        known: Mapping[UUID, object]
+        if held_only:
+            known = {i: state for i in aggregate_ids if (state := self.views.held(i)) is not None}
         else:
-            known = {i: state for i in aggregate_ids if (state := self.read.held(i)) is not None}
+            known = self.views.states(aggregate_ids)
         found: dict[UUID, A] = {}
         missing: list[UUID] = []
         for aggregate_id in aggregate_ids:
@@ -151,38 +176,33 @@ class HooklineBase(Application[UUID]):
             else:
                 missing.append(aggregate_id)
         if missing:  # not applied yet (just recorded, e.g. by another process): from the store at once
-            found.update(self._get_many(cls, missing))
+            found.update(self._fresh(cls, missing))
         return found
 
     def _save_and_catch_up(self, *aggregates: Aggregate | None) -> None:
         self.save(*aggregates)
-        self.read.catch_up()
+        self.follower.catch_up()
 
-    def _save_each_or_all(self, aggregates: Sequence[Aggregate]) -> int:
-        """Saves all in one transaction, or, when one raced another writer, each on its own (the
-        losers are dropped); returns how many were saved."""
-        if not aggregates:
-            return 0
-        changes = [aggregate.collect_events() for aggregate in aggregates]
-        try:
-            self.save(*(change for batch in changes for change in batch))
-            return len(aggregates)
-        except IntegrityError:
-            saved = 0
-            for batch in changes:
-                with suppress(IntegrityError):
-                    self.save(*batch)
-                    saved += 1
-            return saved
+    def _save_all_or_each(self, changes: Sequence[Changes]) -> list[bool]:
+        """Saves every item's changes in one transaction, or, when one raced another writer, each
+        item's on their own: which were saved (the changes of the others are dropped)."""
+        if not changes:
+            return []
+        outcomes = all_or_each(self._save_together, changes, IntegrityError)
+        return [not isinstance(outcome, IntegrityError) for outcome in outcomes]
+
+    def _save_together(self, changes: Sequence[Changes]) -> list[None]:
+        self.save(*(change for item in changes for change in item))
+        return [None] * len(changes)
 
     def _webhook(self, principal: Principal, webhook_id: UUID) -> Webhook:
-        webhook = self._get(Webhook, webhook_id)
+        webhook = self._fresh(Webhook, [webhook_id]).get(webhook_id)
         if webhook is None or webhook.organization_id != principal.organization_id or webhook.deleted:
             raise NotFound("no such webhook")
         return webhook
 
     def _credential(self, principal: Principal, credential_id: UUID) -> Credential | None:
-        credential = self._get(Credential, credential_id)
+        credential = self._fresh(Credential, [credential_id]).get(credential_id)
         if credential is None or credential.organization_id != principal.organization_id:
             return None
         return credential
@@ -191,7 +211,8 @@ class HooklineBase(Application[UUID]):
         """A defined type: built in, or the organisation's own; None for a type nobody defined."""
         if name in BUILT_IN:
             return BUILT_IN[name]
-        defined = self._get(EventType, EventType.create_id(organization_id, name))
+        defined_id = EventType.create_id(organization_id, name)
+        defined = self._fresh(EventType, [defined_id]).get(defined_id)
         return defined.spec if defined else None
 
     def _message(self, event: Event) -> Message:
@@ -207,7 +228,7 @@ class HooklineBase(Application[UUID]):
     def _organization_name(self, organization_id: UUID) -> str:
         name = self._organization_names.get(organization_id)
         if name is None:
-            organization = self._get(Organization, organization_id)
+            organization = self._fresh(Organization, [organization_id]).get(organization_id)
             name = organization.name if organization else ""
             self._organization_names[organization_id] = name
         return name

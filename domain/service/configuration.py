@@ -24,7 +24,7 @@ from domain.service.base import (
 from domain.signing import SECRET_BYTES, new_signing_secret
 from domain.targets import address_allowed, literal_host_problem, refusal, split_target
 from domain.views import Page
-from domain.webhooks import Webhook, WebhookSpec, check_spec
+from domain.webhooks import SavedWebhook, Webhook, WebhookSpec, check_spec
 
 
 class ConfigurationCommands(HooklineBase):
@@ -92,7 +92,7 @@ class ConfigurationCommands(HooklineBase):
 
     def webhook(self, principal: Principal, webhook_id: UUID) -> Webhook | None:
         principal.require(Permission.READ_WEBHOOKS)
-        return self.read.webhook(principal.organization_id, webhook_id)
+        return self.views.webhook(principal.organization_id, webhook_id)
 
     def webhooks(
         self,
@@ -104,7 +104,7 @@ class ConfigurationCommands(HooklineBase):
         event_type: str | None,
     ) -> Page[Webhook]:
         principal.require(Permission.READ_WEBHOOKS)
-        return self.read.webhooks(
+        return self.views.webhooks(
             principal.organization_id,
             first=page_size(first),
             after=after,
@@ -171,8 +171,8 @@ class ConfigurationCommands(HooklineBase):
         return []
 
     def _check_not_duplicate(self, principal: Principal, spec: WebhookSpec, exclude: UUID | None) -> None:
-        self.read.catch_up()
-        other = self.read.duplicate_of(principal.organization_id, spec.fingerprint(), exclude)
+        self.follower.catch_up()
+        other = self.views.duplicate_of(principal.organization_id, spec.fingerprint(), exclude)
         if other is not None:
             raise Conflict(
                 f"webhook {other} already has this configuration; pass allowDuplicate: true to create another"
@@ -218,7 +218,7 @@ class ConfigurationCommands(HooklineBase):
         )
         try:
             request = build_request(
-                spec,
+                SavedWebhook.of(webhook),
                 message,
                 secrets=webhook.signing_secrets(now),
                 message_id=f"test_{uuid4().hex}",
@@ -251,7 +251,7 @@ class ConfigurationCommands(HooklineBase):
 
     def credentials(self, principal: Principal) -> list[Credential]:
         principal.require(Permission.READ_CREDENTIALS)
-        return self.read.credentials(principal.organization_id)
+        return self.views.credentials(principal.organization_id)
 
     def define_event_type(
         self, principal: Principal, name: str, description: str | None, sample_payload: Any
@@ -260,7 +260,8 @@ class ConfigurationCommands(HooklineBase):
         problems = check_event_type(name, description, sample_payload)
         if problems:
             raise InvalidInput(problems)
-        existing = self._get(EventType, EventType.create_id(principal.organization_id, name))
+        defined_id = EventType.create_id(principal.organization_id, name)
+        existing = self._fresh(EventType, [defined_id]).get(defined_id)
         if existing is None:
             defined = EventType(
                 organization_id=principal.organization_id,
@@ -280,5 +281,5 @@ class ConfigurationCommands(HooklineBase):
 
     def event_types(self, principal: Principal) -> list[EventTypeSpec]:
         principal.require(Permission.READ_EVENT_TYPES)
-        own = [t.spec for t in self.read.event_types(principal.organization_id)]
+        own = [t.spec for t in self.views.event_types(principal.organization_id)]
         return [*BUILT_IN.values(), *sorted(own, key=lambda t: t.name)]

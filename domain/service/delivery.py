@@ -1,119 +1,92 @@
-"""Events in, deliveries out: publish, fan out, attempt, record, retry, recover and replay."""
+"""Deliveries out: fan out, prepare the request, record the attempt, retry, recover and replay.
+
+Each command of the data plane takes a batch (a single item is a batch of one): the jobs that run at
+once share its reads and its transaction.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from domain.credentials import Credential
 from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
-from domain.errors import Conflict, HooklineError, InvalidInput, NotFound, Problem, RenderedBodyTooLarge
-from domain.events import MAX_BATCH, Event, Publication, check_publication
-from domain.requests import build_request
+from domain.errors import Conflict, InvalidInput, NotFound, Problem, RenderedBodyTooLarge
+from domain.events import Event
+from domain.requests import OutgoingRequest, build_request
 from domain.retry import GONE
 from domain.roles import SYSTEM_ACTOR, Permission, Principal
-from domain.service.base import (
-    EARLY,
-    RECORD_TRIES,
-    RECOVERY_BATCH,
-    HooklineBase,
-    Prepared,
-    PreparedDelivery,
-    page_size,
-)
+from domain.service.base import EARLY, RECORD_TRIES, RECOVERY_BATCH, Changes, HooklineBase, page_size
 from domain.views import Page
-from domain.webhooks import Webhook, compiled_filters, saved_filters, saved_spec
+from domain.webhooks import SavedWebhook, Webhook, compiled_filters
+
+
+@dataclass(frozen=True)
+class PreparedDelivery:
+    """The request to send now for a delivery's next attempt."""
+
+    delivery: Delivery
+    request: OutgoingRequest
+    webhook_id: UUID
+    rate_limit_per_second: int | None
+
+
+@dataclass(frozen=True)
+class NotDue:
+    """The delivery's next attempt is due later (an early or repeated job): when."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NothingToSend:
+    """The delivery is finished (or now abandoned), waits for its ordered webhook's turn, or the job
+    was queued for another attempt time than the delivery's current one."""
+
+
+NOTHING_TO_SEND = NothingToSend()
+Prepared = PreparedDelivery | NotDue | NothingToSend
+"""What preparing a delivery's next attempt answers."""
 
 
 class DeliveryCommands(HooklineBase):
-    def publish_events(self, principal: Principal, events: Sequence[Publication]) -> list[tuple[UUID, bool]]:
-        """Records events in one transaction; each with its own idempotency (a repeat is reported
-        as a duplicate, also within the batch, and creates nothing)."""
-        principal.require(Permission.PUBLISH_EVENTS)
-        if not 1 <= len(events) <= MAX_BATCH:
-            raise InvalidInput([Problem("input", f"must hold 1 to {MAX_BATCH} events")])
-        problems = [
-            problem
-            for index, event in enumerate(events)
-            for problem in check_publication(event, self.max_payload_bytes, prefix=f"input[{index}].")
-        ]
-        if problems:
-            raise InvalidInput(problems)
-        now = self.clock()
-        return self._record_events([self._event_of(principal, event, now) for event in events])
-
-    def publish_each(
-        self, publications: Sequence[tuple[Principal, Publication]]
-    ) -> list[tuple[UUID, bool] | HooklineError]:
-        """Single events of several callers (a `publishEvent` each) recorded in one transaction.
-
-        Each is answered on its own: one that may not be published, or is invalid, gets its error
-        and stops none of the others."""
-        now = self.clock()
-        answers: list[Event | HooklineError] = []
-        for principal, publication in publications:
-            try:
-                principal.require(Permission.PUBLISH_EVENTS)
-                if problems := list(check_publication(publication, self.max_payload_bytes)):
-                    raise InvalidInput(problems)
-            except HooklineError as error:
-                answers.append(error)
-                continue
-            answers.append(self._event_of(principal, publication, now))
-        recorded = iter(self._record_events([a for a in answers if isinstance(a, Event)]))
-        return [a if isinstance(a, HooklineError) else next(recorded) for a in answers]
-
-    def _record_events(self, recorded: Sequence[Event]) -> list[tuple[UUID, bool]]:
-        """Saves new events in one transaction; answers each with its id and whether it repeats an
-        earlier one (by idempotency key: stored before, or earlier in `recorded`)."""
-        new: dict[UUID, Event] = {}
-        for event in recorded:
-            keyed = event.idempotency_key is not None
-            if event.id not in new and not (keyed and self._get(Event, event.id) is not None):
-                new[event.id] = event
-        # Saved as domain events, which a failed save leaves with us (it empties aggregates).
-        changes = {event_id: event.collect_events() for event_id, event in new.items()}
-        try:
-            if changes:
-                self.save(*(change for event_changes in changes.values() for change in event_changes))
-        except IntegrityError:
-            # A repeat raced us: record one by one, so that each learns whether it is new.
-            for event_id, event_changes in changes.items():
-                try:
-                    self.save(*event_changes)
-                except IntegrityError:
-                    del new[event_id]
-        return [(event.id, new.pop(event.id, None) is None) for event in recorded]
-
-    def _event_of(self, principal: Principal, publication: Publication, now: datetime) -> Event:
-        return Event(
-            organization_id=principal.organization_id,
-            type=publication.type,
-            payload=publication.payload,
-            occurred_at=publication.occurred_at or now,
-            idempotency_key=publication.idempotency_key,
-            actor=principal.actor,
-        )
-
-    def fan_out(self, event_id: UUID) -> list[UUID]:
-        """One delivery for each active webhook that subscribes to the event and whose filters match.
+    def fan_out_many(self, event_ids: Sequence[UUID]) -> list[list[UUID]]:
+        """One delivery for each active webhook that subscribes to an event and whose filters match,
+        for several events in one transaction; the deliveries made, by event.
 
         Done once: a rerun finds the event fanned out, or loses the race on its version. A delivery
-        that already exists (a replay made it first) is kept and not made again.
-        """
+        that already exists (a replay made it first) is kept and not made again. The events are read
+        together, and an organisation's subscribers to a type once per batch."""
+        events = self._recent(Event, event_ids, held_only=True)  # just recorded: rarely in tables yet
+        subscribed = functools.cache(self.views.subscribed_webhooks)
+        planned = {i: self._plan_fan_out(events.get(i), subscribed) for i in dict.fromkeys(event_ids)}
+        going = [(i, deliveries) for i, deliveries in planned.items() if deliveries is not None]
+        changes: list[Changes] = [
+            [*events[i].collect_events(), *(c for d in deliveries for c in d.collect_events())]
+            for i, deliveries in going
+        ]
+        made: dict[UUID, list[UUID]] = {}
+        for (event_id, deliveries), saved in zip(going, self._save_all_or_each(changes), strict=True):
+            # One that raced another writer is read again from the store and tried again.
+            made[event_id] = [d.id for d in deliveries] if saved else self._fan_out_fresh(event_id)
+        return [made.get(event_id, []) for event_id in event_ids]
+
+    def _fan_out_fresh(self, event_id: UUID) -> list[UUID]:
+        """Fans one event out from its state in the store, trying again when it races another writer."""
         for _ in range(RECORD_TRIES):
-            event = self._get(Event, event_id)
-            deliveries = self._plan_fan_out(event, self.read.subscribed_webhooks)
+            event = self._fresh(Event, [event_id]).get(event_id)
+            deliveries = self._plan_fan_out(event, self.views.subscribed_webhooks)
             if event is None or deliveries is None:
                 return []
-            deliveries = [d for d in deliveries if self._get(Delivery, d.id) is None]
+            existing = self._fresh(Delivery, [d.id for d in deliveries])
+            deliveries = [d for d in deliveries if d.id not in existing]
             try:
                 self.save(event, *deliveries)
                 return [d.id for d in deliveries]
@@ -121,81 +94,50 @@ class DeliveryCommands(HooklineBase):
                 continue  # raced another fan-out or a replay: read again
         return []
 
-    def fan_out_many(self, event_ids: Sequence[UUID]) -> list[list[UUID]]:
-        """Fans several events out in one transaction (one by one if any of them raced another).
-
-        The events are read together, and an organisation's subscribers to a type once per batch."""
-        events = self._current_many(Event, event_ids, tables=False)  # just recorded: rarely there yet
-        subscribed = functools.cache(self.read.subscribed_webhooks)
-        planned = {i: self._plan_fan_out(events.get(i), subscribed) for i in dict.fromkeys(event_ids)}
-        aggregates = [
-            aggregate
-            for event_id, deliveries in planned.items()
-            if deliveries is not None
-            for aggregate in (events[event_id], *deliveries)
-        ]
-        try:
-            self.save(*aggregates)
-        except IntegrityError:  # one of them raced another writer: each on its own, from the store
-            return [self.fan_out(event_id) for event_id in event_ids]
-        return [[d.id for d in planned[event_id] or []] for event_id in event_ids]
-
     def _plan_fan_out(
-        self, event: Event | None, subscribed: Callable[[UUID, str], list[Webhook]]
+        self, event: Event | None, subscribed: Callable[[UUID, str], list[SavedWebhook]]
     ) -> list[Delivery] | None:
         """The deliveries of an event not fanned out yet, which is marked fanned out; else None."""
         if event is None or event.fanned_out:
             return None
-        webhooks = [
-            webhook
-            for webhook in subscribed(event.organization_id, event.type)
-            if saved_filters(webhook).matches(event.payload)
-        ]
         deliveries = [
-            Delivery(
-                event_id=event.id,
-                webhook_id=webhook.id,
-                organization_id=event.organization_id,
-                event_type=event.type,
-            )
-            for webhook in webhooks
+            Delivery.for_event(event, webhook.id)
+            for webhook in subscribed(event.organization_id, event.type)
+            if webhook.filters.matches(event.payload)
         ]
         event.fan_out([d.webhook_id for d in deliveries])
         return deliveries
 
-    def prepare_delivery(self, delivery_id: UUID, due: int | None = None) -> Prepared:
-        """The request to send next for a delivery; the time it is due, when that is later; or None.
-
-        A job queued for another due time than the delivery's current one (`due_key`) is obsolete:
-        None, so that a late copy of a job that already ran never sends that attempt again."""
-        return self.prepare_deliveries([(delivery_id, due)])[0]
-
     def prepare_deliveries(self, jobs: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
-        """`prepare_delivery` for several (delivery, due) jobs: their webhooks and events are read
-        from the read model at once."""
+        """The request to send next for each (delivery, due) job, or why there is none now.
+
+        A job queued for another due time than the delivery's current one (`due_key`) is obsolete,
+        so that a late copy of a job that already ran never sends that attempt again. The deliveries
+        come from the store itself (their versions guard against a second send); their webhooks and
+        events, which only need to be recent, from the read model, all at once."""
         now = self.clock()
-        # The deliveries come from the store itself (their versions guard against a second send);
-        # the rest, which only needs to be recent, from the read model.
-        stored = self._get_many(Delivery, [delivery_id for delivery_id, _ in jobs])
-        deliveries = [stored.get(delivery_id) for delivery_id, _ in jobs]
-        going = [delivery for delivery in deliveries if delivery is not None and not delivery.finished]
-        found = self._current_many(
+        deliveries = self._fresh(Delivery, [delivery_id for delivery_id, _ in jobs])
+        going = [delivery for delivery in deliveries.values() if not delivery.finished]
+        found = self._recent(
             Aggregate, list(dict.fromkeys(i for d in going for i in (d.webhook_id, d.event_id)))
         )
-        return [
-            self._prepare(delivery, due, found, now)
-            for delivery, (_, due) in zip(deliveries, jobs, strict=True)
-        ]
+        saved = {i: self.views.saved(w) for i, w in found.items() if isinstance(w, Webhook)}
+        return [self._prepare(deliveries.get(i), due, found, saved, now) for i, due in jobs]
 
     def _prepare(
-        self, delivery: Delivery | None, due: int | None, found: dict[UUID, Aggregate], now: datetime
+        self,
+        delivery: Delivery | None,
+        due: int | None,
+        found: dict[UUID, Aggregate],
+        saved: dict[UUID, SavedWebhook],
+        now: datetime,
     ) -> Prepared:
         if delivery is None or delivery.finished:
-            return None
+            return NOTHING_TO_SEND
         if due is not None and due != due_key(delivery.next_attempt_at):
-            return None
+            return NOTHING_TO_SEND
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY:
-            return delivery.next_attempt_at
+            return NotDue(delivery.next_attempt_at)
         webhook, event = found.get(delivery.webhook_id), found.get(delivery.event_id)
         if (
             not isinstance(webhook, Webhook)
@@ -203,27 +145,24 @@ class DeliveryCommands(HooklineBase):
             or webhook.deleted
             or not webhook.active
         ):
-            delivery.abandon(
-                "the webhook was deleted"
-                if not isinstance(webhook, Webhook) or webhook.deleted
-                else "the webhook is inactive"
-            )
+            gone = not isinstance(webhook, Webhook) or webhook.deleted
+            delivery.abandon("the webhook was deleted" if gone else "the webhook is inactive")
             with suppress(IntegrityError):
                 self.save(delivery)
-            return None
-        spec = saved_spec(webhook)  # (a saved state: the read model's or the store's)
+            return NOTHING_TO_SEND
+        spec = saved[webhook.id].spec
         if spec.ordered:  # one at a time, in event order: only the head goes
-            head = self.read.ordered_head(webhook.id)
+            head = self.views.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
-                return None  # the dispatcher queues it again when its turn comes
+                return NOTHING_TO_SEND  # the dispatcher queues it again when its turn comes
         credential_headers: dict[str, str] = {}
         if spec.credential_id is not None:
-            credential = self._current(Credential, spec.credential_id)
+            credential = self._recent(Credential, [spec.credential_id]).get(spec.credential_id)
             if credential is not None and credential.organization_id == webhook.organization_id:
                 credential_headers = credential.headers()
         try:
             request = build_request(
-                spec,
+                saved[webhook.id],
                 self._message(event),
                 secrets=webhook.signing_secrets(now),
                 message_id=str(delivery.id),
@@ -234,66 +173,43 @@ class DeliveryCommands(HooklineBase):
             )
         except RenderedBodyTooLarge as error:
             # The same template and event render the same way every time: a retry cannot succeed.
-            unsent = Attempt(
-                number=delivery.next_attempt_number,
-                started_at=now,
-                duration_ms=0.0,
-                status_code=None,
-                error=str(error),
-                response_body=None,
-            )
-            delivery.record_attempt(unsent, next_attempt_at=None)
+            delivery.record_attempt(self._unmade(delivery, str(error), now), next_attempt_at=None)
             with suppress(IntegrityError):  # changed meanwhile: its next job decides again
                 self.save(delivery)
-            return None
+            return NOTHING_TO_SEND
         return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second)
 
-    def record_attempt(self, delivery: Delivery, attempt: Attempt) -> None:
-        """Records the outcome and when to try again; 410 Gone also switches the webhook off.
-
-        When the delivery changed meanwhile (another worker, a redelivery), it is read again and the
-        attempt recorded after what is there, unless the delivery has finished since.
-        """
-        for _ in range(RECORD_TRIES):
-            try:
-                self.save(*self._plan_attempt(delivery, attempt))
-                return
-            except IntegrityError:
-                reloaded = self._get(Delivery, delivery.id)
-                if reloaded is None or reloaded.finished:
-                    return
-                delivery = reloaded
-                attempt = replace(attempt, number=delivery.next_attempt_number)
-
     def record_attempts(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> None:
-        """Records several attempts in one transaction (one by one if any of them raced another)."""
-        planned = [aggregate for d, a in attempts for aggregate in self._plan_attempt(d, a)]
-        try:
-            self.save(*planned)
-        except IntegrityError:
-            for delivery, attempt in attempts:
-                fresh = self._get(Delivery, delivery.id)
-                if fresh is not None and not fresh.finished:
-                    self.record_attempt(fresh, replace(attempt, number=fresh.next_attempt_number))
+        """Records attempts' outcomes in one transaction, each with when to try again; 410 Gone also
+        switches the webhook off. A delivery that changed meanwhile (another worker, a redelivery) is
+        read again and its attempt recorded after what is there, unless it has finished since."""
+        pending = list(attempts)
+        for _ in range(RECORD_TRIES):
+            saved = self._save_all_or_each([self._plan_attempt(d, a) for d, a in pending])
+            lost = [(d, a) for (d, a), was_saved in zip(pending, saved, strict=True) if not was_saved]
+            fresh = self._fresh(Delivery, [d.id for d, _ in lost]) if lost else {}
+            pending = [
+                (current, replace(attempt, number=current.next_attempt_number))
+                for delivery, attempt in lost
+                if (current := fresh.get(delivery.id)) is not None and not current.finished
+            ]
+            if not pending:
+                return
 
     def record_unmade_attempt(self, delivery_id: UUID, error: str) -> None:
         """Records an attempt whose request could not even be made (preparing it raised) as a failed
         attempt with that error, so that the delivery follows its retry schedule and ends, instead
         of its job failing again and again."""
-        delivery = self._get(Delivery, delivery_id)
-        if delivery is None or delivery.finished:
-            return
-        attempt = Attempt(
-            number=delivery.next_attempt_number,
-            started_at=self.clock(),
-            duration_ms=0.0,
-            status_code=None,
-            error=error,
-            response_body=None,
-        )
-        self.record_attempt(delivery, attempt)
+        delivery = self._fresh(Delivery, [delivery_id]).get(delivery_id)
+        if delivery is not None and not delivery.finished:
+            self.record_attempts([(delivery, self._unmade(delivery, error, self.clock()))])
 
-    def _plan_attempt(self, delivery: Delivery, attempt: Attempt) -> list[Aggregate]:
+    def _unmade(self, delivery: Delivery, error: str, now: datetime) -> Attempt:
+        """An attempt that sent nothing, with the error that kept it from being made."""
+        return Attempt(delivery.next_attempt_number, now, 0.0, None, error, None)
+
+    def _plan_attempt(self, delivery: Delivery, attempt: Attempt) -> list[DomainEventProtocol[UUID]]:
+        """The events that record an attempt (and, on 410 Gone, switch its webhook off)."""
         next_attempt_at = (
             None
             if attempt.succeeded
@@ -302,16 +218,17 @@ class DeliveryCommands(HooklineBase):
             )
         )
         delivery.record_attempt(attempt, next_attempt_at)
+        changes: list[DomainEventProtocol[UUID]] = [*delivery.collect_events()]
         if attempt.status_code == GONE:
-            webhook = self._get(Webhook, delivery.webhook_id)
+            webhook = self._fresh(Webhook, [delivery.webhook_id]).get(delivery.webhook_id)
             if webhook is not None and not webhook.deleted and webhook.active:
                 webhook.set_active(False, actor=SYSTEM_ACTOR, reason="gone")
-                return [delivery, webhook]
-        return [delivery]
+                changes.extend(webhook.collect_events())
+        return changes
 
     def redeliver(self, principal: Principal, delivery_id: UUID) -> Delivery:
         principal.require(Permission.MANAGE_DELIVERIES)
-        delivery = self._get(Delivery, delivery_id)
+        delivery = self._fresh(Delivery, [delivery_id]).get(delivery_id)
         if delivery is None or delivery.organization_id != principal.organization_id:
             raise NotFound("no such delivery")
         delivery.redeliver(actor=principal.actor, now=self.clock())
@@ -326,20 +243,20 @@ class DeliveryCommands(HooklineBase):
         `webhook-id`). A second call meanwhile finds them no longer failed: nothing is sent twice."""
         principal.require(Permission.MANAGE_DELIVERIES)
         webhook = self._webhook(principal, webhook_id)
-        self.read.catch_up()
+        self.follower.catch_up()
         recovered = 0
         now = self.clock()
-        failed = self.read.failed_deliveries(webhook.id, since)
+        failed = self.views.failed_deliveries(webhook.id, since)
         for start in range(0, len(failed), RECOVERY_BATCH):
+            chunk = failed[start : start + RECOVERY_BATCH]
+            stored = self._fresh(Delivery, chunk)
             deliveries = [
-                d
-                for delivery_id in failed[start : start + RECOVERY_BATCH]
-                if (d := self._get(Delivery, delivery_id)) is not None and d.status == DeliveryStatus.FAILED
+                d for i in chunk if (d := stored.get(i)) is not None and d.status == DeliveryStatus.FAILED
             ]
             for delivery in deliveries:
                 delivery.redeliver(actor=principal.actor, now=now)
-            recovered += self._save_each_or_all(deliveries)
-        self.read.catch_up()
+            recovered += sum(self._save_all_or_each([d.collect_events() for d in deliveries]))
+        self.follower.catch_up()
         return recovered
 
     def replay_events(
@@ -354,53 +271,42 @@ class DeliveryCommands(HooklineBase):
             raise Conflict("the webhook is inactive; activate it, then replay what it missed")
         if end is not None and end < start:
             raise InvalidInput([Problem("to", "must not be before from")])
-        self.read.catch_up()
+        self.follower.catch_up()
         spec = webhook.spec
         matches = compiled_filters(spec)
         created = 0
         position = 0
         while True:
-            page = self.read.events_between(
+            page = self.views.events_between(
                 webhook.organization_id, list(set(spec.event_types)), start, end, position, RECOVERY_BATCH
             )
             if not page:
                 break
             position = page[-1][1]
-            ids = [event_id for event_id, _ in page]
-            wanted = {Delivery.create_id(event_id, webhook.id): event_id for event_id in ids}
-            existing = self.read.existing_deliveries(list(wanted))
-            events = self.read.states([wanted[d] for d in wanted if d not in existing])
+            wanted = {Delivery.create_id(event_id, webhook.id): event_id for event_id, _ in page}
+            existing = self.views.existing_deliveries(list(wanted))
+            events = self._recent(Event, [wanted[d] for d in wanted if d not in existing])
             deliveries = [
-                Delivery(
-                    event_id=event.id,
-                    webhook_id=webhook.id,
-                    organization_id=event.organization_id,
-                    event_type=event.type,
-                )
+                Delivery.for_event(event, webhook.id)
                 for event in events.values()
-                if isinstance(event, Event) and matches.matches(event.payload)
+                if matches.matches(event.payload)
             ]
-            created += self._save_each_or_all(deliveries)
-        self.read.catch_up()
+            created += sum(self._save_all_or_each([d.collect_events() for d in deliveries]))
+        self.follower.catch_up()
         return created
 
     def disable_failing_webhooks(self, failing_for: timedelta) -> int:
         """Switches off (as `system`, reason "failing") every webhook whose deliveries have all
-        failed for that long; returns how many."""
-        disabled = 0
-        for webhook_id in self.read.failing_webhooks(self.clock() - failing_for):
-            webhook = self._get(Webhook, webhook_id)
-            if webhook is None or webhook.deleted or not webhook.active:
-                continue
+        failed for that long; returns how many. One changed meanwhile is left to the next check."""
+        webhooks = self._fresh(Webhook, self.views.failing_webhooks(self.clock() - failing_for))
+        going = [webhook for webhook in webhooks.values() if not webhook.deleted and webhook.active]
+        for webhook in going:
             webhook.set_active(False, actor=SYSTEM_ACTOR, reason="failing")
-            with suppress(IntegrityError):  # changed meanwhile: the next check decides again
-                self.save(webhook)
-                disabled += 1
-        return disabled
+        return sum(self._save_all_or_each([webhook.collect_events() for webhook in going]))
 
     def delivery(self, principal: Principal, delivery_id: UUID) -> Delivery | None:
         principal.require(Permission.READ_DELIVERIES)
-        return self.read.delivery(principal.organization_id, delivery_id)
+        return self.views.delivery(principal.organization_id, delivery_id)
 
     def deliveries(
         self,
@@ -413,7 +319,7 @@ class DeliveryCommands(HooklineBase):
         after: str | None,
     ) -> Page[Delivery]:
         principal.require(Permission.READ_DELIVERIES)
-        return self.read.deliveries(
+        return self.views.deliveries(
             principal.organization_id,
             webhook_id=webhook_id,
             event_id=event_id,

@@ -1,0 +1,183 @@
+"""What runs for the life of a process, once `hookline.wiring` has built it: the log follower, the
+sweeper, the watchdog that switches failing webhooks off, the worker's supervisor, and the heap's
+tuning once start-up is done."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+
+import structlog
+import uvloop
+from redis.exceptions import RedisError
+
+from domain.application import Hookline
+from domain.views import Following
+from gateway.live import LiveUpdates
+from hookline.metrics import Metrics
+from hookline.settings import Settings
+from store.readmodel import ReadModel
+from workers.dispatch import Dispatcher
+from workers.sender import Sender
+
+log = structlog.get_logger("hookline")
+
+SWEEP_BACKLOG = 500  # no sweep while more jobs than this are due and wait for the queue (see `sweeping`)
+# Woken from idle by a save, the log follower waits this long so that the saves that follow (a
+# delivery's are several, close together) are applied in its batch, one transaction, not one each.
+FOLLOW_GATHER = 0.01
+YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation (CPython: 700)
+
+Queueing = Callable[[], AbstractAsyncContextManager[Dispatcher]]
+"""Opens the queue that fans out and delivers (in this process, or through Redis) and its sweeper."""
+
+
+def settle_heap() -> int:
+    """Once a process has started: what exists now (modules, the GraphQL schema, the application)
+    lives as long as the process, so the cycle collector stops going through it again and again
+    (gc.freeze), and it collects the youngest generation less often, as a process that allocates
+    as much per delivery as this one fills it many times a second. Returns how many objects were
+    frozen."""
+    gc.collect()  # start-up's garbage is freed, not frozen
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
+    return gc.get_freeze_count()
+
+
+@asynccontextmanager
+async def serving(
+    app: Hookline,
+    read_model: ReadModel,
+    settings: Settings,
+    senders: tuple[Sender, Sender],
+    live: LiveUpdates,
+    metrics: Metrics,
+    queueing: Queueing,
+) -> AsyncIterator[None]:
+    """Inside `serve`: follow the log (read models, live updates) and run the queue that `queueing`
+    opens (the deliveries' sender and sendTest's are opened and closed with it)."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def saved(_: object) -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    read_model.listeners.append(lambda _: live.notify())
+    app.saved_listeners += [read_model.recorded, saved]
+    for sender in senders:
+        await sender.start()
+    forwarding = asyncio.create_task(live.run())
+    try:
+        async with queueing() as dispatcher:
+            metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - read_model.position)
+            read_model.verifier.verified.append(metrics.verified)
+            read_model.listeners.append(dispatcher)
+            app.saved_listeners.append(dispatcher.recorded)
+            await asyncio.to_thread(read_model.catch_up)
+            await asyncio.to_thread(dispatcher.recover)
+            # Workers' writes do not wake this process: in distributed mode it looks more often.
+            idle = 0.1 if settings.redis_url else 0.5
+            follower = asyncio.create_task(follow(read_model, wake, idle))
+            watchdog = asyncio.create_task(disable_failing(app, settings))
+            log.info("start-up objects frozen for the cycle collector", objects=settle_heap())
+            try:
+                yield
+            finally:
+                app.saved_listeners.remove(dispatcher.recorded)
+                follower.cancel()
+                watchdog.cancel()
+                await asyncio.gather(follower, watchdog, return_exceptions=True)
+    finally:
+        forwarding.cancel()
+        await asyncio.gather(forwarding, return_exceptions=True)
+        for sender in senders:
+            await sender.close()
+
+
+@asynccontextmanager
+async def sweeping(
+    dispatcher: Dispatcher,
+    every: float,
+    after: Callable[[], Awaitable[None]] | None = None,
+    skip: Callable[[], Awaitable[bool]] | None = None,
+) -> AsyncIterator[None]:
+    """Every `every` seconds (HOOKLINE_SWEEP_SECONDS), queue again what the store says is due and
+    not done (a job lost from Redis, a worker killed mid-send, a job whose write failed).
+
+    A sweep is skipped when `skip` says so: while the queue works through a backlog of due jobs, a
+    sweep would mostly name them again, reading and submitting every one of them, at a cost that
+    grows with the backlog; what was lost meanwhile is queued by the first sweep after it."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(every)
+            if skip is not None and await skip():
+                continue
+            try:
+                due = datetime.now(UTC) + timedelta(seconds=every)
+                await asyncio.to_thread(dispatcher.recover, due)
+                if after is not None:
+                    await after()
+            except Exception:
+                log.exception("sweeping the store for lost jobs failed; trying again")
+
+    sweeper = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+
+
+def supervise_worker(run: Callable[[], object], backoff: float = 1.0, longest: float = 30.0) -> None:
+    """Runs the arq worker again whenever Redis goes away under it (arq stops on a lost connection);
+    a stop by signal ends it. The store keeps what the queue lost: the sweeper queues it again."""
+    wait = backoff
+    while True:
+        asyncio.set_event_loop(uvloop.new_event_loop())  # as uvicorn runs `serve`
+        try:
+            run()
+            return
+        except (RedisError, OSError) as error:
+            log.warning("lost Redis; starting the worker again", error=str(error), in_seconds=wait)
+            time.sleep(wait)
+            wait = min(wait * 2, longest)
+
+
+async def disable_failing(app: Hookline, settings: Settings) -> None:
+    """Switches off webhooks that have failed for HOOKLINE_DISABLE_AFTER_HOURS, checking as often as
+    the sweeper runs (any gateway may; a second one finds nothing left to do)."""
+    window = timedelta(hours=settings.disable_after_hours)
+    while True:
+        await asyncio.sleep(min(settings.sweep_seconds, max(window.total_seconds() / 4, 0.2)))
+        try:
+            disabled = await asyncio.to_thread(app.disable_failing_webhooks, window)
+            if disabled:
+                log.warning("switched off webhooks whose deliveries all failed", webhooks=disabled)
+        except Exception:
+            log.exception("checking for failing webhooks failed; trying again")
+
+
+async def follow(
+    follower: Following, wake: asyncio.Event, idle_seconds: float = 0.5, gather_seconds: float = FOLLOW_GATHER
+) -> None:
+    """Apply new notifications soon after this process saves, and at least twice a second for
+    others'. Woken from idle, it lets `gather_seconds` pass first, so that what else is saved
+    meanwhile goes in the same batch; when saves came in while it applied a batch, it goes on at
+    once (saturated, a pause would only let the backlog grow)."""
+    while True:
+        if not wake.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), idle_seconds)
+                await asyncio.sleep(gather_seconds)
+        wake.clear()
+        try:
+            await asyncio.to_thread(follower.catch_up)
+        except Exception:
+            log.exception("following the store's log failed; trying again")
+            await asyncio.sleep(idle_seconds)
