@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.server import free_port, server_env, wait_until
+from harness.server import Server, free_port, server_env, wait_until
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379"  # the test session points this at a private server (use_redis)
@@ -149,3 +149,23 @@ def distributed_env(**overrides: str) -> Iterator[dict[str, str]]:
             "HOOKLINE_DATABASE_POOL_SIZE": "3",
         }
         yield server_env(**{**defaults, **overrides})
+
+
+@contextmanager
+def running_server(directory: Path, mode: str, *, workers: int = 2, **env: str) -> Iterator[Server]:
+    """A real `hookline serve` in `mode` ("embedded", or "distributed" with PostgreSQL, Redis and
+    `workers` workers) with `env` over the mode's defaults; stopped whatever happens, also when it
+    fails to start, so that no process outlives its test."""
+    if mode == "embedded":
+        server = Server(directory=directory, env=server_env(**env))
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+        return
+    with distributed_env(**env) as environment:
+        server = Server(directory=directory, env=environment, workers=workers)
+        try:
+            yield server.start()
+        finally:
+            server.stop()

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Receiver, Server, distributed_env, private_redis, server_env, use_redis
+from tests.support import (
+    Receiver,
+    Server,
+    private_redis,
+    running_server,
+    use_redis,
+)
 
 MODES = ["embedded", "distributed"]
 WORKERS = 2
@@ -21,19 +27,8 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _server(directory: Path, mode: str, **env: str) -> Iterator[Server]:
-    if mode == "embedded":
-        yield from _running(Server(directory=directory, env=server_env(**env)))
-        return
-    with distributed_env(**env) as environment:
-        yield from _running(Server(directory=directory, env=environment, workers=WORKERS))
-
-
-def _running(server: Server) -> Iterator[Server]:
-    try:  # stopped also when it fails to start, so that no process outlives the test
-        server.start()
+    with running_server(directory, mode, workers=WORKERS, **env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session", params=MODES)

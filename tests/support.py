@@ -15,6 +15,7 @@ from harness.services import (
     private_redis,
     redis_base,
     redis_database,
+    running_server,
     use_redis,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "private_redis",
     "redis_base",
     "redis_database",
+    "running_server",
     "server_env",
     "use_redis",
     "wait_until",

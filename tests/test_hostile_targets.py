@@ -25,7 +25,7 @@ from domain.deliveries import MAX_RESPONSE_BODY
 from domain.requests import OutgoingRequest
 from hookline.settings import Settings
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, webhook_input
-from tests.support import Receiver, Server, distributed_env, free_port, server_env, wait_until
+from tests.support import Receiver, Server, free_port, running_server, wait_until
 from workers.sender import Sender
 from workers.slots import embedded_share, worker_share
 
@@ -368,19 +368,8 @@ def quick_server(
         "HOOKLINE_RETRY_SCHEDULE": "3600",
     }
     directory = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    if request.param == "embedded":
-        server = Server(directory=directory, env=server_env(**env))
-        try:
-            yield server.start()
-        finally:
-            server.stop()
-        return
-    with distributed_env(**env) as environment:
-        server = Server(directory=directory, env=environment, workers=2)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
+    with running_server(directory, request.param, workers=2, **env) as server:
+        yield server
 
 
 @dataclass

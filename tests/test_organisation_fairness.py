@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from tests.queries import CREATE_WEBHOOK, PUBLISH, webhook_input
-from tests.support import Received, Receiver, Server, distributed_env, server_env, wait_until
+from tests.support import Received, Receiver, Server, running_server, server_env, wait_until
 
 HANG = 30.0  # seconds the hanging receiver holds each request: longer than the test
 ARRIVES_WITHIN = 2.0
@@ -99,19 +99,8 @@ def hanging_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp(f"fair-{request.param}")
-    if request.param == "embedded":
-        server = Server(directory=directory, env=server_env(**HANGING_ENV))
-        try:
-            yield server.start()
-        finally:
-            server.stop()
-        return
-    with distributed_env(**HANGING_ENV) as environment:
-        server = Server(directory=directory, env=environment, workers=2)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
+    with running_server(directory, request.param, workers=2, **HANGING_ENV) as server:
+        yield server
 
 
 def test_an_organisations_three_hanging_webhooks_do_not_hold_up_another_organisations_delivery(

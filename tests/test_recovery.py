@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,14 @@ import pytest
 
 from tests.conftest import MODES, WORKERS
 from tests.queries import DELIVERIES, SET_ACTIVE, WEBHOOK, WEBHOOK_FIELDS, webhook_input
-from tests.support import GraphQLResult, Received, Receiver, Server, distributed_env, server_env, wait_until
+from tests.support import (
+    GraphQLResult,
+    Received,
+    Receiver,
+    Server,
+    running_server,
+    wait_until,
+)
 
 # -- documents of the surface this file covers ------------------------------------------------------
 
@@ -53,24 +60,9 @@ SETTLE = 1.5  # long enough for a stray job to show up, in either mode (the foll
 # -- servers -----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def running(directory: Path, mode: str, **env: str) -> Iterator[Server]:
-    """A server in the given mode with `env` on top of the mode's own; stopped whatever happens,
-    also when it fails to start. In distributed mode `env` wins over `distributed_env`'s values."""
-    if mode == "embedded":
-        server = Server(directory=directory, env=server_env(**env))
-        try:
-            yield server.start()
-        finally:
-            server.stop()
-        return
-    with distributed_env() as environment:
-        environment.update(env)
-        server = Server(directory=directory, env=environment, workers=WORKERS)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
+def running(directory: Path, mode: str, **env: str) -> AbstractContextManager[Server]:
+    """A server in the given mode with `env` on top of the mode's own."""
+    return running_server(directory, mode, workers=WORKERS, **env)
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, webhook_input
-from tests.support import Receiver, Server, distributed_env, server_env, wait_until
+from tests.support import Receiver, Server, running_server, wait_until
 
 SCHEDULE = "0.2,0.2"  # three attempts in all
 ATTEMPTS = 3
@@ -34,19 +34,8 @@ def retrying_server(
 ) -> Iterator[Server]:
     env = {"HOOKLINE_ALLOW_PRIVATE_TARGETS": "true", "HOOKLINE_RETRY_SCHEDULE": SCHEDULE}
     directory = tmp_path_factory.mktemp(f"unmade-{request.param}")
-    if request.param == "embedded":
-        server = Server(directory=directory, env=server_env(**env))
-        try:
-            yield server.start()
-        finally:
-            server.stop()
-        return
-    with distributed_env(**env) as environment:  # (sweeps every second)
-        server = Server(directory=directory, env=environment, workers=2)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
+    with running_server(directory, request.param, workers=2, **env) as server:  # (sweeps every second)
+        yield server
 
 
 def keys(server: Server) -> tuple[str, str]:
