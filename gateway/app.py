@@ -1,5 +1,5 @@
-"""The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, health on /healthz, and the
-admin console (static files, no server-side rendering) on `/`.
+"""The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, plain-HTTP publishing on
+/events, health on /healthz, and the admin console (static files, no server-side rendering) on `/`.
 
 A GraphQL request is authenticated before its document is parsed: a caller without a working key gets
 UNAUTHENTICATED for the price of a dictionary lookup, and nothing of what it sent is kept.
@@ -34,10 +34,12 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from domain.application import Hookline
 from domain.errors import HooklineError
+from domain.events import DEFAULT_MAX_PAYLOAD
 from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
 from gateway.errors import to_graphql_error
+from gateway.events import EventsEndpoint
 from gateway.headers import SecurityHeaders, graphiql_page
 from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
@@ -47,6 +49,7 @@ from gateway.sockets import KeyCheckingHandler
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
 DEFAULT_MAX_REQUEST = 16 * 1024 * 1024
+PLAIN_PATHS = ("/events",)  # answered in the plain-HTTP error shape, not GraphQL's
 CONSOLE = Path(__file__).parent / "console"
 
 
@@ -159,10 +162,12 @@ def create_app(
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
     document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> Starlette:
     """The gateway over an application.
 
-    `send` sends `sendTest` requests; `publish` records the event of one `publishEvent`; `live`
+    `send` sends `sendTest` requests; `publish` records the events of `publishEvent` and `POST /events`
+    (`max_payload_bytes` tells the latter's 413 from other bad input); `live`
     streams delivery updates (fed by the log follower); `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
     Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
@@ -182,9 +187,11 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    authenticator = Authenticator(app.authenticate)
     graphql = HooklineGraphQL(
-        app, Authenticator(app.authenticate), send, publish, live, document_cache_bytes=document_cache_bytes
+        app, authenticator, send, publish, live, document_cache_bytes=document_cache_bytes
     )
+    events = EventsEndpoint(authenticator, publish, max_payload_bytes)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -197,6 +204,8 @@ def create_app(
     routes: list[Any] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        Route("/events", events.events, methods=["POST"]),
+        Route("/events/{type:path}", events.typed, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
@@ -206,5 +215,8 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, max_bytes=max_request_bytes)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, max_bytes=max_request_bytes, plain_paths=PLAIN_PATHS),
+        ],
     )
