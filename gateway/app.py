@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -38,12 +37,12 @@ from domain.events import DEFAULT_MAX_PAYLOAD
 from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
-from gateway.errors import to_graphql_error
 from gateway.events import EventsEndpoint
 from gateway.headers import SecurityHeaders, graphiql_page
 from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
-from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
+from gateway.prepared import PreparedPublishing, refused
+from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, LIMIT_RULES, build_schema
 from gateway.sockets import KeyCheckingHandler
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
@@ -65,8 +64,9 @@ class HooklineGraphQL(GraphQL[Context, None]):
         live: LiveUpdates,
         document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     ) -> None:
+        schema = build_schema(document_cache_bytes)
         super().__init__(
-            build_schema(document_cache_bytes),
+            schema,
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
@@ -76,13 +76,21 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.publish = publish
         self.live = live
         self.graphiql, self.graphiql_policy = graphiql_page()
+        self.prepared = PreparedPublishing(schema._schema, LIMIT_RULES, self.encode_json)
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            prepared = None
+            if scope["method"] == "POST":  # a publishEvent a source system sends: the short way
+                prepared = await self.prepared.answer(request, lambda: self.get_context(request))
+            if prepared is None:
+                response = await self.run(request)
+            else:
+                response = Response(self.encode_json(prepared), media_type="application/json")
         except HTTPException as error:  # strawberry's own refusals, in the shape of every other answer
             response = refusal(error.status_code, error.reason, field="request")
         await response(scope, receive, send)
@@ -112,9 +120,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         try:
             await context.principal()
         except Exception as error:  # mapped, as a resolver's would be: UNAUTHENTICATED, or logged
-            return ExecutionResult(
-                data=None, errors=[to_graphql_error(GraphQLError(str(error), original_error=error))]
-            )
+            return ExecutionResult(data=None, errors=[refused(error)])
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
