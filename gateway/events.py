@@ -77,7 +77,7 @@ class EventsEndpoint:
                 return _response(413, plain_error(InvalidInput(too_large)))
             published = await self.publish(Publishing(principal, publications, numbered=numbered))
         except HooklineError as error:
-            answer = plain_error(error)
+            answer = plain_error(_as_sent(error) if typed else error)
             return _response(STATUS.get(answer["error"]["code"], 500), answer)
         except orjson.JSONDecodeError as error:  # an empty body with a JSON type: nothing for BodyLimit
             return plain_refusal(400, f"the request body is not JSON a server can read: {error}")
@@ -104,6 +104,16 @@ def _typed_publication(request: Request, payload: Any) -> Publication:
     if key is not None and not key.strip():
         raise InvalidInput([Problem("Idempotency-Key", "must not be empty when given")])
     return Publication(type=request.path_params["type"], payload=payload, idempotency_key=key)
+
+
+def _as_sent(error: HooklineError) -> HooklineError:
+    """The problems of `POST /events/{type}` named as it was sent: the key came as a header."""
+    if not isinstance(error, InvalidInput):
+        return error
+    header = [
+        Problem("Idempotency-Key", p.message) if p.field == "idempotencyKey" else p for p in error.problems
+    ]
+    return InvalidInput(header)
 
 
 def _publications(body: Any) -> list[Publication]:

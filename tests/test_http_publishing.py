@@ -279,6 +279,9 @@ def test_every_problem_of_a_body_of_the_wrong_shape_is_named_at_once(limited: Se
         "empty idempotency key": post(
             limited, "/events/x", {}, key=publisher, headers={"Idempotency-Key": " "}
         ),
+        "long idempotency key": post(
+            limited, "/events/x", {}, key=publisher, headers={"Idempotency-Key": "k" * 201}
+        ),
     }
     fields = {name: (a.status, a.code, sorted(a.fields)) for name, a in answers.items()}
     assert fields == {
@@ -290,6 +293,7 @@ def test_every_problem_of_a_body_of_the_wrong_shape_is_named_at_once(limited: Se
         "payload not an object": (400, "BAD_USER_INPUT", ["payload"]),
         "no type": (400, "BAD_USER_INPUT", ["type"]),
         "empty idempotency key": (400, "BAD_USER_INPUT", ["Idempotency-Key"]),
+        "long idempotency key": (400, "BAD_USER_INPUT", ["Idempotency-Key"]),
     }
     valid_list_but_bad_payload = post(
         limited, "/events", [{"type": "ok", "payload": {}}, {"type": "a", "payload": []}], key=publisher
