@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import Problem
-from domain.roles import Role
+from domain.roles import SYSTEM_ACTOR, Role
 
 KEY_PREFIX = "hkl_"
 _KEY = re.compile(r"hkl_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")  # full-matched
@@ -81,6 +81,7 @@ class ApiKey(Aggregate):
         role: str,
         key_hash: str,
         name: str | None = None,
+        actor: str = SYSTEM_ACTOR,  # who issued it, for the audit trail
     ) -> None:
         self.name = name
         self.organization_id = organization_id

@@ -20,6 +20,7 @@ API_KEYS = f"{{ apiKeys {{ {API_KEY_FIELDS} }} }}"
 CREATE_KEY = f"""
 mutation($input: CreateApiKeyInput!) {{ createApiKey(input: $input) {{ key apiKey {{ {API_KEY_FIELDS} }} }} }}
 """
+AUDIT = "query($id: ID) { auditLog(aggregateId: $id) { edges { node { eventType actor data } } } }"
 REVOKE_KEY = f"mutation($id: ID!) {{ revokeApiKey(id: $id) {{ {API_KEY_FIELDS} }} }}"
 
 
@@ -76,6 +77,11 @@ def test_a_key_made_in_the_api_works_until_revoked_then_is_refused_over_http_and
     wait_until(lambda: open_server.gql(key, ME).codes == ["UNAUTHENTICATED"], WITHIN, 0.1)
     assert listed(open_server, admin)[made["id"]]["revoked"] is True
     assert open_server.gql(admin, ME).ok()["me"]["role"] == "ADMIN", "only the revoked key is refused"
+    audit = open_server.gql(admin, AUDIT, {"id": made["id"]}).ok()["auditLog"]["edges"]
+    records = [(e["node"]["eventType"], e["node"]["actor"]) for e in audit]
+    assert records == [("ApiKey.Issued", key_id(admin)), ("ApiKey.Revoked", key_id(admin))]
+    assert audit[0]["node"]["data"]["name"] == "dashboard"
+    assert audit[0]["node"]["data"]["key_hash"] == "[redacted]"
 
 
 def test_last_used_at_shows_a_keys_first_use_and_then_moves_at_most_once_a_minute(

@@ -40,7 +40,7 @@ class AccessCommands(HooklineBase):
         if not self._fresh(Organization, [organization_id]):
             with suppress(IntegrityError):  # created meanwhile by another process: just as good
                 self.save(Organization(name=organization_name))
-        key, api_key = self._new_key(organization_id, organization_name, role, None)
+        key, api_key = self._new_key(organization_id, organization_name, role, None, SYSTEM_ACTOR)
         self.save(api_key)
         return key
 
@@ -50,12 +50,14 @@ class AccessCommands(HooklineBase):
         problems = check_key_name(name)
         if problems:
             raise InvalidInput(problems)
-        key, api_key = self._new_key(principal.organization_id, principal.organization_name, role, name)
+        key, api_key = self._new_key(
+            principal.organization_id, principal.organization_name, role, name, principal.actor
+        )
         self._save_and_catch_up(api_key)
         return key, api_key
 
     def _new_key(
-        self, organization_id: UUID, organization_name: str, role: Role, name: str | None
+        self, organization_id: UUID, organization_name: str, role: Role, name: str | None, actor: str
     ) -> tuple[str, ApiKey]:
         key_id = uuid4()
         key = format_key(key_id, urlsafe(self.random_bytes(32)))
@@ -66,6 +68,7 @@ class AccessCommands(HooklineBase):
             role=role.value,
             key_hash=hash_key(key),
             name=name,
+            actor=actor,
         )
         return key, api_key
 
