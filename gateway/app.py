@@ -44,6 +44,7 @@ from gateway.live import LiveUpdates
 from gateway.prepared import PreparedPublishing, refused
 from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, LIMIT_RULES, build_schema
 from gateway.sockets import KeyCheckingHandler
+from gateway.usage import KeyUsage
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
@@ -62,6 +63,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         send: Send,
         publish: Publish,
         live: LiveUpdates,
+        key_usage: KeyUsage,
         document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     ) -> None:
         schema = build_schema(document_cache_bytes)
@@ -75,6 +77,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.send = send
         self.publish = publish
         self.live = live
+        self.key_usage = key_usage
         self.graphiql, self.graphiql_policy = graphiql_page()
         self.prepared = PreparedPublishing(schema._schema, LIMIT_RULES, self.encode_json)
 
@@ -137,6 +140,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
             send=self.send,
             publisher=self.publish,
             live=self.live,
+            key_usage=self.key_usage,
             authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
         )
 
@@ -163,6 +167,7 @@ def create_app(
     send: Send,
     publish: Publish,
     live: LiveUpdates,
+    key_usage: KeyUsage,
     background: Background | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
     metrics: MetricsText | None = None,
@@ -173,8 +178,9 @@ def create_app(
     """The gateway over an application.
 
     `send` sends `sendTest` requests; `publish` records the events of `publishEvent` and `POST /events`
-    (`max_payload_bytes` tells the latter's 413 from other bad input); `live`
-    streams delivery updates (fed by the log follower); `background` runs for the life of the server
+    (`max_payload_bytes` tells the latter's 413 from other bad input); `live` streams delivery updates
+    (fed by the log follower); `key_usage` notes when each key was last used, and writes it out while
+    the server runs; `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
     Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
     """
@@ -193,19 +199,20 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    authenticator = Authenticator(app.authenticate)
+    authenticator = Authenticator(app.authenticate, used=key_usage.used)
     graphql = HooklineGraphQL(
-        app, authenticator, send, publish, live, document_cache_bytes=document_cache_bytes
+        app, authenticator, send, publish, live, key_usage, document_cache_bytes=document_cache_bytes
     )
     events = EventsEndpoint(authenticator, publish, max_payload_bytes)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if background is None:
-            yield
-            return
-        async with background():
-            yield
+        async with key_usage.flushing():
+            if background is None:
+                yield
+                return
+            async with background():
+                yield
 
     routes: list[Any] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -18,6 +18,7 @@ from domain.roles import Principal
 from domain.service.publishing import Published, Publishing
 from gateway.auth import Authenticator
 from gateway.live import LiveUpdates
+from gateway.usage import KeyUsage
 
 # Records one caller's events (`publishEvent`, `POST /events`), batched with other callers' into one
 # transaction: each event's id and whether it repeats an earlier one; or raises the request's error.
@@ -36,6 +37,7 @@ class Context:
     send: Send
     publisher: Publish
     live: LiveUpdates
+    key_usage: KeyUsage
     authorization: str | None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload
     _principal: Principal | None = field(default=None, init=False)
