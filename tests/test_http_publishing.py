@@ -186,6 +186,18 @@ def test_events_posted_are_counted_in_metrics_like_graphql_publishes(limited: Se
     wait_until(lambda: published() >= before + 3)
 
 
+def test_a_key_used_only_by_plain_http_shows_when_it_was_last_used(limited: Server, org: str) -> None:
+    admin, publisher = limited.key(org, "admin"), limited.key(org, "publisher")
+    keys = "{ apiKeys { role lastUsedAt } }"
+    assert post(limited, "/events/used", {}, basic=publisher).status == 202
+
+    def publisher_used() -> bool:
+        listed = limited.gql(admin, keys).ok()["apiKeys"]
+        return any(k["role"] == "PUBLISHER" and k["lastUsedAt"] for k in listed)
+
+    wait_until(publisher_used, timeout=10)
+
+
 def get_text(url: str) -> str:
     async def get() -> str:
         async with aiohttp.ClientSession() as session, session.get(url) as response:
