@@ -7,6 +7,7 @@ Run from the repository root (`make bench` runs the first line):
     .venv/bin/python -m bench.e2e --webhooks 20                  # fan-out: 20 matching webhooks an event
     .venv/bin/python -m bench.e2e --per-request                  # one event a request, 32 in flight
     .venv/bin/python -m bench.e2e --per-request --webhooks 0     # publishing only: serve's CPU an event
+    .venv/bin/python -m bench.e2e --per-request --via http       # one event a POST /events/{type}
     .venv/bin/python -m bench.e2e --rate 200 --duration 30       # fixed rate: latency, not saturated
     .venv/bin/python -m bench.e2e --mode distributed --workers 1 # PostgreSQL + Redis + 1 worker
     .venv/bin/python -m bench.e2e --compare-workers              # distributed, 1 then 2 workers
@@ -34,10 +35,11 @@ What one run does, everything on this machine (so only the ratios of one run mea
    - saturated (--rate 0): `publishEvents` with --batch events per request, --concurrency requests in
      flight;
    - saturated, one event per request (--per-request), as a source system that sends each event as it
-     happens: `publishEvent`, --in-flight requests in flight, each on its keep-alive connection;
-   - fixed rate (--rate R): `publishEvent`, one event per request, started every 1/R s for --duration s
-     (--events is then R x duration), at most --concurrency in flight (a start delayed by that cap shows
-     as `max_schedule_lag_ms`).
+     happens: `publishEvent` (or with --via http a `POST /events/bench.e2e` of the payload), --in-flight
+     requests in flight, each on its keep-alive connection;
+   - fixed rate (--rate R): `publishEvent` (or --via http), one event per request, started every 1/R s
+     for --duration s (--events is then R x duration), at most --concurrency in flight (a start delayed
+     by that cap shows as `max_schedule_lag_ms`).
    Each payload holds `seq`, `run` and `sent_at`, padded to 1 KiB of JSON. `sent_at` is time.time()
    taken just before the publish request that carries the event is serialised and sent (so latency
    includes the whole publish request; one stamp for every event of a batch). It then waits (at most
@@ -50,7 +52,8 @@ What one run does, everything on this machine (so only the ratios of one run mea
    TOAST, indexes). The same is read, without the checkpoint, just before the measured events.
 
 Output on stdout, JSON Lines: one object per run, with these keys.
-- the run: mode, workers, events, webhooks, publishing ("batches", "per-request" or "fixed-rate"),
+- the run: mode, workers, events, webhooks, publishing ("batches", "per-request" or "fixed-rate"), via
+  ("graphql" or "http": how one event a request was published),
   batch (null unless in batches), concurrency, in_flight (publish requests in flight at most: --in-flight
   one event a request, else --concurrency), rate (null when saturated), delivery_concurrency;
 - arrivals: deliveries_expected, deliveries (distinct (event, webhook) pairs that arrived), duplicates,
@@ -97,8 +100,8 @@ run missed deliveries or a publish failed.
 Targets: saturated with one webhook, >= 1 000 deliveries/s and ratio >= 0.35; with several (fan-out),
 ratio >= 0.25; at a fixed rate, latency p99 < 250 ms; serve's peak RSS < 300 MB once a run made
 >= 100 000 deliveries; 2 workers >= 1.6 x the deliveries/s of 1. One event a request: serve's CPU per
-event <= 0.45 ms with no webhook, ratio >= 0.15 with one; with one webhook, the SQLite store <= 2 500
-bytes per delivery.
+event <= 0.45 ms with no webhook, ratio >= 0.15 with one (through POST /events/{type}: <= 0.2 ms and
+ratio >= 0.3); with one webhook, the SQLite store <= 2 500 bytes per delivery.
 """
 
 from __future__ import annotations
@@ -173,6 +176,7 @@ def run_benchmark(options: Options, receiver: ReceiverProcess | None = None) -> 
         "events": options.total_events,
         "webhooks": options.webhooks,
         "publishing": options.publishing,
+        "via": options.via if options.publishing != "batches" else None,
         "batch": options.batch if options.publishing == "batches" else None,
         "concurrency": options.concurrency,
         "in_flight": options.in_flight_requests,
@@ -255,6 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--in-flight", type=int, default=defaults.in_flight, help="--per-request: requests in flight"
     )
+    parser.add_argument(
+        "--via",
+        choices=["graphql", "http"],
+        default=defaults.via,
+        help="one event a request (--per-request, --rate): publishEvent, or POST /events/{type}",
+    )
     parser.add_argument("--rate", type=float, default=defaults.rate, help="events/s; 0 = saturated")
     parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds, at a fixed rate")
     parser.add_argument(
@@ -283,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--rate must be 0 (saturated) or give at least one event over --duration")
     if args.per_request and args.rate > 0:
         parser.error("--per-request is saturated: --rate already publishes one event per request")
+    if args.via == "http" and not (args.per_request or args.rate > 0):
+        parser.error("--via http publishes one event a request: give --per-request or --rate")
     if args.compare_workers and args.webhooks == 0:
         parser.error("--compare-workers compares deliveries/s: --webhooks must be at least 1")
     options = Options(
@@ -300,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_url=args.redis_url,
         per_request=args.per_request,
         in_flight=args.in_flight,
+        via=args.via,
     )
     with ReceiverProcess() as receiver:
         if args.compare_workers:

@@ -33,7 +33,7 @@ async def measure(
     connector = aiohttp.TCPConnector(limit=options.in_flight_requests + 4)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        publisher = Publisher(session, server.url, deployment.publisher)
+        publisher = Publisher(session, server.url, deployment.publisher, options.via)
 
         # Warm-up: connections, caches, the first fan-out; waited for, and not counted. One event a
         # request opens every connection the run keeps alive and caches publishEvent's document.

@@ -21,6 +21,7 @@ class Options:
     redis_url: str | None = None  # distributed: None = a private redis-server for the run
     per_request: bool = False  # saturated, one event per publishEvent request instead of batches
     in_flight: int = 32  # --per-request: requests in flight
+    via: str = "graphql"  # one event a request: publishEvent, or "http": POST /events/{type}
 
     @property
     def total_events(self) -> int:

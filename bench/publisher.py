@@ -1,6 +1,7 @@
 """What the benchmarks publish, and how: 1 KiB payloads that carry their own send time, the envelope
-Hookline sends for them, and a GraphQL client that publishes saturated (in batches, or one event a
-request) or at a fixed rate."""
+Hookline sends for them, and a client that publishes saturated (in batches, or one event a request) or
+at a fixed rate; one event a request goes through GraphQL's publishEvent, or (`via="http"`) as a plain
+`POST /events/{type}` of the payload."""
 
 from __future__ import annotations
 
@@ -58,24 +59,31 @@ class Published:
 
 
 class Publisher:
-    def __init__(self, session: aiohttp.ClientSession, url: str, key: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str, key: str, via: str = "graphql") -> None:
         self.session = session
         self.url = url + "/graphql"
+        self.events_url = f"{url}/events/{EVENT_TYPE}"
+        self.via = via
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-    async def post(self, query: str, variables: dict[str, Any], count: int, published: Published) -> None:
-        body = orjson.dumps({"query": query, "variables": variables})
+    async def _send(self, url: str, body: bytes, published: Published) -> tuple[int, bytes] | None:
+        """The answer's status and body, timed; None (counted as an error) when none came."""
         began = time.perf_counter()
         try:
-            async with self.session.post(self.url, data=body, headers=self.headers) as response:
-                raw = await response.read()
-                status = response.status
+            async with self.session.post(url, data=body, headers=self.headers) as response:
+                return response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             published.failed(f"{type(error).__name__}: {error}")
-            return
+            return None
         finally:
             published.request_seconds.append(time.perf_counter() - began)
             published.finished = max(published.finished, time.time())
+
+    async def post(self, query: str, variables: dict[str, Any], count: int, published: Published) -> None:
+        answer = await self._send(self.url, orjson.dumps({"query": query, "variables": variables}), published)
+        if answer is None:
+            return
+        status, raw = answer
         try:
             result = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -87,6 +95,15 @@ class Publisher:
         answers = next(iter((result.get("data") or {}).values()), None)
         if len(answers if isinstance(answers, list) else [answers] if answers else []) != count:
             published.failed(f"{count} events sent, answer: {raw[:300]!r}")
+
+    async def publish_one(self, data: dict[str, Any], published: Published) -> None:
+        """One event in one request, by GraphQL or by `POST /events/{type}` (answered 202)."""
+        if self.via != "http":
+            await self.post(PUBLISH_ONE, {"input": {"type": EVENT_TYPE, "payload": data}}, 1, published)
+            return
+        answer = await self._send(self.events_url, orjson.dumps(data), published)
+        if answer is not None and (answer[0] != 202 or b'"eventId"' not in answer[1]):
+            published.failed(f"HTTP {answer[0]}: {answer[1][:300]!r}")
 
     async def saturated(self, run: str, events: int, batch: int, concurrency: int) -> Published:
         """`publishEvents`, `batch` events a request, `concurrency` requests in flight."""
@@ -106,21 +123,20 @@ class Publisher:
         return published
 
     async def per_request(self, run: str, events: int, in_flight: int) -> Published:
-        """`publishEvent`, one event a request, `in_flight` requests in flight (each loop keeps its
+        """One event a request (`publish_one`), `in_flight` requests in flight (each loop keeps its
         keep-alive connection), as a source system that sends each event as it happens."""
         published = Published(started=time.time())
         sequence = iter(range(events))
 
         async def loop() -> None:
             for seq in sequence:
-                data = payload(seq, run, time.time())
-                await self.post(PUBLISH_ONE, {"input": {"type": EVENT_TYPE, "payload": data}}, 1, published)
+                await self.publish_one(payload(seq, run, time.time()), published)
 
         await asyncio.gather(*(loop() for _ in range(min(in_flight, events))))
         return published
 
     async def fixed_rate(self, run: str, events: int, rate: float, concurrency: int) -> Published:
-        """`publishEvent`, one event started every 1/rate s, at most `concurrency` in flight."""
+        """One event a request (`publish_one`), started every 1/rate s, at most `concurrency` in flight."""
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(concurrency)
         published = Published(started=time.time(), max_lag=0.0)
@@ -129,8 +145,7 @@ class Publisher:
 
         async def one(seq: int) -> None:
             try:
-                data = payload(seq, run, time.time())
-                await self.post(PUBLISH_ONE, {"input": {"type": EVENT_TYPE, "payload": data}}, 1, published)
+                await self.publish_one(payload(seq, run, time.time()), published)
             finally:
                 slots.release()
 

@@ -1,5 +1,5 @@
-"""The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, health on /healthz, and the
-admin console (static files, no server-side rendering) on `/`.
+"""The ASGI application: GraphQL (HTTP and graphql-transport-ws) on /graphql, plain-HTTP publishing on
+/events, health on /healthz, and the admin console (static files, no server-side rendering) on `/`.
 
 A GraphQL request is authenticated before its document is parsed: a caller without a working key gets
 UNAUTHENTICATED for the price of a dictionary lookup, and nothing of what it sent is kept.
@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -34,20 +33,23 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from domain.application import Hookline
 from domain.errors import HooklineError
+from domain.events import DEFAULT_MAX_PAYLOAD
 from domain.requests import Send
 from gateway.auth import Authenticator
 from gateway.context import Context, Publish
-from gateway.errors import to_graphql_error
+from gateway.events import EventsEndpoint
 from gateway.headers import SecurityHeaders, graphiql_page
 from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
-from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
+from gateway.prepared import PreparedPublishing, refused
+from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, LIMIT_RULES, build_schema
 from gateway.sockets import KeyCheckingHandler
 from gateway.usage import KeyUsage
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
 DEFAULT_MAX_REQUEST = 16 * 1024 * 1024
+PLAIN_PATHS = ("/events",)  # answered in the plain-HTTP error shape, not GraphQL's
 CONSOLE = Path(__file__).parent / "console"
 
 
@@ -64,8 +66,9 @@ class HooklineGraphQL(GraphQL[Context, None]):
         key_usage: KeyUsage,
         document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     ) -> None:
+        schema = build_schema(document_cache_bytes)
         super().__init__(
-            build_schema(document_cache_bytes),
+            schema,
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
@@ -76,13 +79,21 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.live = live
         self.key_usage = key_usage
         self.graphiql, self.graphiql_policy = graphiql_page()
+        self.prepared = PreparedPublishing(schema._schema, LIMIT_RULES, self.encode_json)
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            prepared = None
+            if scope["method"] == "POST":  # a publishEvent a source system sends: the short way
+                prepared = await self.prepared.answer(request, lambda: self.get_context(request))
+            if prepared is None:
+                response = await self.run(request)
+            else:
+                response = Response(self.encode_json(prepared), media_type="application/json")
         except HTTPException as error:  # strawberry's own refusals, in the shape of every other answer
             response = refusal(error.status_code, error.reason, field="request")
         await response(scope, receive, send)
@@ -112,9 +123,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         try:
             await context.principal()
         except Exception as error:  # mapped, as a resolver's would be: UNAUTHENTICATED, or logged
-            return ExecutionResult(
-                data=None, errors=[to_graphql_error(GraphQLError(str(error), original_error=error))]
-            )
+            return ExecutionResult(data=None, errors=[refused(error)])
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
@@ -164,12 +173,14 @@ def create_app(
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
     document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> Starlette:
     """The gateway over an application.
 
-    `send` sends `sendTest` requests; `publish` records the event of one `publishEvent`; `live`
-    streams delivery updates (fed by the log follower); `key_usage` notes when each key was last
-    used, and writes it out while the server runs; `background` runs for the life of the server
+    `send` sends `sendTest` requests; `publish` records the events of `publishEvent` and `POST /events`
+    (`max_payload_bytes` tells the latter's 413 from other bad input); `live` streams delivery updates
+    (fed by the log follower); `key_usage` notes when each key was last used, and writes it out while
+    the server runs; `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
     Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
     """
@@ -192,6 +203,7 @@ def create_app(
     graphql = HooklineGraphQL(
         app, authenticator, send, publish, live, key_usage, document_cache_bytes=document_cache_bytes
     )
+    events = EventsEndpoint(authenticator, publish, max_payload_bytes)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -205,6 +217,8 @@ def create_app(
     routes: list[Any] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        Route("/events", events.events, methods=["POST"]),
+        Route("/events/{type:path}", events.typed, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
@@ -214,5 +228,8 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, max_bytes=max_request_bytes)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, max_bytes=max_request_bytes, plain_paths=PLAIN_PATHS),
+        ],
     )

@@ -15,12 +15,14 @@ from domain.application import Hookline
 from domain.events import Publication
 from domain.requests import Send
 from domain.roles import Principal
+from domain.service.publishing import Published, Publishing
 from gateway.auth import Authenticator
 from gateway.live import LiveUpdates
 from gateway.usage import KeyUsage
 
-# Records one event for a caller (`publishEvent`): its id and whether it repeats an earlier one.
-Publish = Callable[[Principal, Publication], Awaitable[tuple[UUID, bool]]]
+# Records one caller's events (`publishEvent`, `POST /events`), batched with other callers' into one
+# transaction: each event's id and whether it repeats an earlier one; or raises the request's error.
+Publish = Callable[[Publishing], Awaitable[Published]]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +63,8 @@ class Context:
         return principal, await asyncio.to_thread(command, self.app, principal, *args, **kwargs)
 
     async def publish(self, publication: Publication) -> tuple[UUID, bool]:
-        return await self.publisher(await self.principal(), publication)
+        (published,) = await self.publisher(Publishing(await self.principal(), [publication], numbered=False))
+        return published
 
 
 Info = StrawberryInfo[Context, Any]

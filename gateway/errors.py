@@ -40,6 +40,20 @@ def bad_input(field: str, message: str) -> dict[str, Any]:
     return {"code": BAD_USER_INPUT, "fields": [{"field": field, "message": message}]}
 
 
+def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """An error of the plain-HTTP endpoints: `{"error": {"code", "message", "fields"?}}`."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields is not None:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def plain_error(error: HooklineError) -> dict[str, Any]:
+    """A domain error in the plain-HTTP shape, with the code (and fields) GraphQL would give it."""
+    extensions = _extensions(error)
+    return error_body(extensions["code"], str(error), extensions.get("fields"))
+
+
 def _extensions(error: HooklineError) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": code_of(error)}
     if isinstance(error, InvalidInput):

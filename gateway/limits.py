@@ -12,7 +12,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import bad_input
+from gateway.errors import BAD_USER_INPUT, bad_input, error_body
 
 
 def is_json(content_type: str | bytes | None) -> bool:
@@ -28,18 +28,30 @@ def refusal(status: int, message: str, field: str = "body") -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+def plain_refusal(status: int, message: str, field: str = "body") -> Response:
+    """A refused request of the plain-HTTP endpoints (`POST /events`): `{"error": {…}}`."""
+    body = error_body(BAD_USER_INPUT, message, [{"field": field, "message": message}])
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`plain_paths`: paths (and what is under them) whose refusals take the plain-HTTP shape."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, plain_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.plain_paths = plain_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
+        plain = any(path == p or path.startswith(p + "/") for p in self.plain_paths)
+        refusal_of = plain_refusal if plain else refusal
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await refusal(413, self._too_large)(scope, receive, send)
+            await refusal_of(413, self._too_large)(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -51,7 +63,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await refusal(413, self._too_large)(scope, receive, send)
+                await refusal_of(413, self._too_large)(scope, receive, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -60,7 +72,7 @@ class BodyLimit:
                 orjson.loads(b"".join(chunks))
             except orjson.JSONDecodeError as error:
                 unreadable = f"the request body is not JSON a server can read: {error}"
-                await refusal(400, unreadable)(scope, receive, send)
+                await refusal_of(400, unreadable)(scope, receive, send)
                 return
         replayed = False
 

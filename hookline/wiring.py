@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from uuid import UUID
 
 import structlog
 from arq.connections import ArqRedis, RedisSettings
@@ -25,9 +24,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from domain.application import Hookline, Publishing
-from domain.events import Publication
 from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
-from domain.roles import Principal
 from domain.service.publishing import Published
 from domain.targets import IPAddress
 from domain.views import SweepViews
@@ -203,17 +200,14 @@ def build_gateway(settings: Settings) -> Starlette:
             return redis_queue(views, settings, metrics)
         return embedded_queue(app, views, settings, sender, metrics)
 
-    # Concurrent publishEvent requests share a transaction; nothing waits while the store is idle.
+    # Concurrent publishEvent and POST /events requests share a transaction; nothing waits while the
+    # store is idle.
     publications: Batcher[Publishing, Published] = Batcher(app.publish, max_wait=0)
-
-    async def publish(principal: Principal, publication: Publication) -> tuple[UUID, bool]:
-        (published,) = await publications.submit(Publishing(principal, [publication], numbered=False))
-        return published
 
     return create_app(
         app,
         test_sender.send,
-        publish,
+        publications.submit,
         live,
         KeyUsage(usage.record, usage.last_used),
         background=lambda: runtime.serving(
@@ -223,6 +217,7 @@ def build_gateway(settings: Settings) -> Starlette:
         metrics=lambda: generate_latest(metrics.registry),
         max_request_bytes=settings.max_request_bytes,
         document_cache_bytes=settings.document_cache_bytes,
+        max_payload_bytes=settings.max_payload_bytes,
     )
 
 

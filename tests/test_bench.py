@@ -23,6 +23,7 @@ KEYS = {
     "events",
     "webhooks",
     "publishing",
+    "via",
     "batch",
     "concurrency",
     "in_flight",
@@ -151,6 +152,20 @@ def test_publishing_one_event_a_request_to_no_webhook_measures_serve_alone(
     assert set(result["targets"]) == {"serve_cpu_ms_per_event<=0.45"}
     assert_the_store_is_measured(result, options)
     assert result["bytes_per_delivery"] is None
+
+
+def test_publishing_one_event_a_post_through_plain_http_delivers_every_event(
+    receiver: ReceiverProcess,
+) -> None:
+    options = Options(events=200, webhooks=1, per_request=True, in_flight=8, timeout=60, via="http")
+
+    result = run_benchmark(options, receiver)
+
+    assert (result["publishing"], result["via"]) == ("per-request", "http")
+    assert result["publish_errors"] == 0, result["first_publish_error"]
+    assert result["complete"] is True
+    assert result["deliveries"] == result["deliveries_expected"] == 200
+    assert "ratio>=0.3" in result["targets"]
 
 
 def assert_the_store_is_measured(result: dict[str, Any], options: Options) -> None:
