@@ -126,6 +126,7 @@ class Events(Projector):
         " seq {bigint} NOT NULL, fanned_out INTEGER NOT NULL, recorded_at TEXT NOT NULL DEFAULT '')",
         "CREATE INDEX IF NOT EXISTS hl_events_pending ON hl_events (fanned_out)",
         "CREATE INDEX IF NOT EXISTS hl_events_window ON hl_events (organization_id, type, recorded_at)",
+        "CREATE INDEX IF NOT EXISTS hl_events_backlog ON hl_events (fanned_out, recorded_at)",
     )
     snapshot = False
 
@@ -168,6 +169,10 @@ class Deliveries(Projector):
         "CREATE INDEX IF NOT EXISTS hl_deliveries_webhook ON hl_deliveries (webhook_id, seq)",
         "CREATE INDEX IF NOT EXISTS hl_deliveries_event ON hl_deliveries (event_id)",
         "CREATE INDEX IF NOT EXISTS hl_deliveries_status ON hl_deliveries (status)",
+        # The backlog's age (`oldest_due`): deliveries by status and due time (a pending one without a
+        # time is due since it was made).
+        "CREATE INDEX IF NOT EXISTS hl_deliveries_due"
+        " ON hl_deliveries (status, (COALESCE(next_attempt_at, created_at)))",
         "CREATE TABLE IF NOT EXISTS hl_delivery_updates ("
         " position {bigint} PRIMARY KEY, organization_id TEXT NOT NULL, webhook_id TEXT NOT NULL,"
         " delivery_id TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER,"
