@@ -5,6 +5,7 @@ gateway's 503s counted on /metrics). Real
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import urllib.error
@@ -18,13 +19,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hookline.runtime import Liveness
 from tests.support import (
+    HOOKLINE,
     Receiver,
     RedisServer,
     Server,
+    free_port,
+    postgres_database,
     running_server,
+    server_env,
     wait_until,
 )
-from tests.test_distributed import create_webhook, event_ids, logs, publish
+from tests.test_distributed import SECRET, create_webhook, event_ids, logs, publish
 
 BACKLOG = "hookline_delivery_backlog_oldest_seconds"
 
@@ -40,12 +45,15 @@ def metric(server: Server, name: str, **labels: str) -> float | None:
     return None
 
 
-def readiness(server: Server) -> tuple[int, str]:
+def readiness(server: Server | str) -> tuple[int, str]:
+    url = server.url if isinstance(server, Server) else server
     try:
-        with urllib.request.urlopen(server.url + "/readyz", timeout=10) as response:
+        with urllib.request.urlopen(url + "/readyz", timeout=10) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as error:
         return int(error.code), error.read().decode()
+    except urllib.error.URLError as error:  # not listening yet
+        return 0, str(error)
 
 
 def test_a_loop_is_stalled_after_three_of_its_intervals_without_a_tick() -> None:
@@ -130,3 +138,34 @@ def test_the_backlog_age_rises_through_a_redis_outage_under_load_then_falls_to_z
         except BaseException:
             print(logs(tmp_path))
             raise
+
+
+def test_a_workers_readyz_names_its_claim_loop_while_redis_is_away(tmp_path: Path) -> None:
+    port = free_port()
+    with postgres_database() as database, RedisServer(tmp_path) as redis:
+        env = server_env(
+            HOOKLINE_DATABASE_URL=database, HOOKLINE_REDIS_URL=f"{redis.url}/0", HOOKLINE_SECRET_KEY=SECRET
+        )
+        with (tmp_path / "worker.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [HOOKLINE, "worker", "--readiness-port", str(port)],
+                cwd=tmp_path,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: readiness(url) == (200, "ready") if worker.poll() is None else 1 / 0, 60)
+            redis.stop()  # arq's poll fails, and the worker waits to start again: its claims stop
+            _, text = wait_until(lambda: (found := readiness(url))[0] == 503 and found, timeout=15)
+            assert text.startswith("not ready: claimer has not ticked for"), text
+            redis.start()
+            wait_until(lambda: readiness(url) == (200, "ready"), timeout=30)
+            assert worker.poll() is None
+        except BaseException:
+            print((tmp_path / "worker.log").read_text(errors="replace")[-3000:])
+            raise
+        finally:
+            worker.terminate()
+            worker.wait(30)
