@@ -13,11 +13,12 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.credentials import Credential
-from domain.deliveries import Delivery, DeliveryUpdate
+from domain.deliveries import Attempt, Delivery, DeliveryUpdate
 from domain.event_types import EventType
 from domain.events import Event
 from domain.organizations import ApiKey
 from domain.webhooks import Webhook
+from store import health
 from store.sql import Cursor, moment
 
 Changed = Sequence[tuple[Aggregate, int | None]]
@@ -40,6 +41,7 @@ class Batch:
     created: dict[UUID, int] = field(default_factory=dict)  # aggregate → position of its creation
     updates: list[tuple[Any, ...]] = field(default_factory=list)  # rows of hl_delivery_updates
     streaks: dict[UUID, Streak] = field(default_factory=dict)  # by webhook
+    health: health.HealthBatch = field(default_factory=health.HealthBatch)
 
 
 class Projector:
@@ -155,10 +157,10 @@ ATTEMPTED = ("Delivery.AttemptSucceeded", "Delivery.AttemptFailed")
 
 
 class Deliveries(Projector):
-    """Deliveries' rows, the live updates after each of their events, and their webhooks' streaks of
-    failed attempts (which switch a webhook off, see `failing_webhooks`)."""
+    """Deliveries' rows, the live updates after each of their events, their webhooks' streaks of
+    failed attempts (which switch a webhook off, see `failing_webhooks`) and health (`store.health`)."""
 
-    tables = ("hl_deliveries", "hl_delivery_updates")
+    tables = ("hl_deliveries", "hl_delivery_updates", *health.TABLES)
     schema = (
         "CREATE TABLE IF NOT EXISTS hl_deliveries ("
         " id TEXT PRIMARY KEY, organization_id TEXT NOT NULL, webhook_id TEXT NOT NULL,"
@@ -179,6 +181,7 @@ class Deliveries(Projector):
         " status_code INTEGER, at TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS hl_delivery_updates_org"
         " ON hl_delivery_updates (organization_id, position)",
+        *health.SCHEMA,
     )
     snapshot = False
 
@@ -186,8 +189,10 @@ class Deliveries(Projector):
         assert isinstance(aggregate, Delivery)
         name = type(domain_event).__qualname__
         if name in ATTEMPTED:
+            attempt = Attempt.from_data(aggregate.attempt_data[-1])
+            batch.health.attempted(aggregate.webhook_id, aggregate.organization_id, attempt)
             streak = batch.streaks.setdefault(aggregate.webhook_id, Streak())
-            at = aggregate.attempts[-1].started_at
+            at = attempt.started_at
             if name == "Delivery.AttemptSucceeded":
                 streak.last_success, streak.failing_since = at, None
             elif streak.failing_since is None:
@@ -248,6 +253,7 @@ class Deliveries(Projector):
                     "UPDATE hl_webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
                     (moment(streak.failing_since), webhook_id.hex),
                 )
+        batch.health.write(c)
         if batch.updates:
             c.executemany(
                 "INSERT INTO hl_delivery_updates (position, organization_id, webhook_id, delivery_id,"
