@@ -582,4 +582,13 @@ def test_the_webhook_list_shows_each_webhooks_health(
     expect(rows.filter(has_text="Failing target")).to_contain_text(re.compile(r"Failing: \d+ in a row"))
     expect(rows.filter(has_text="Quiet target").locator(".health-cell")).to_have_text("—")
     console.shot("15-webhook-health")
+
+    # The failing webhook's overview: its health panel, with what the target answered.
+    rows.filter(has_text="Failing target").get_by_role("link", name="Failing target").click()
+    panel = page.get_by_test_id("health")
+    expect(panel.get_by_role("heading", name="Health (last 24 hours)")).to_be_visible()
+    expect(panel.locator("dd").nth(1)).to_have_text("0%")
+    expect(panel.locator('[data-status="500"]')).to_contain_text(re.compile(r"500: \d+"))
+    expect(panel).to_contain_text(re.compile(r"\d+ failed attempts in a row"))
+    console.shot("16-webhook-health-panel")
     assert console.errors == []
