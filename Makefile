@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test browser lint typecheck schema schema-check pytest bench bench-readmodels bench-stages fuzz clean
+.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,15 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/hookline serve --host 127.0.0.1 --port 8000
 
-test: $(INSTALLED) browser lint typecheck schema-check pytest
+test: $(INSTALLED) browser promtool lint typecheck schema-check pytest
 
 # The console's browser tests drive Debian's Chromium (Playwright uses the system executable).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# deploy/prometheus/alerts.yml is checked and unit-tested with Debian's promtool (tests/test_deploy.py).
+promtool:
+	@test -x /usr/bin/promtool || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""Read-model benchmark: latency of `webhooks(first: 50)` and `deliveries(first: 50)` pages over HTTP.
+"""Read-model benchmark: latency of `webhooks(first: 50)` and `deliveries(first: 50)` pages over HTTP,
+and of listing 1 000 webhooks with their health.
 
 Run from the repository root (the full size takes a few minutes, nearly all of it filling the store):
 
@@ -9,8 +10,11 @@ It fills a fresh store in a temporary directory through the application layer (a
 `create_webhook` and `fan_out` build them, saved in batches, then projected with `catch_up`), starts
 the real `hookline serve` on it, and times GraphQL requests from one client, one request at a time,
 the queries taking turns. `{ __typename }` against the same server is the baseline: the HTTP +
-GraphQL floor, without the read model. The target is p95 < 50 ms per page query. `--keep` leaves the
-store behind (reopen it with HOOKLINE_SECRET_KEY=SECRET_KEY below) for profiling.
+GraphQL floor, without the read model. The target is p95 < 50 ms per page query. The newest 1 000
+webhooks (those listed first) also have one attempt an hour for the last 24 hours, so that each has a
+full day of health: `webhooks_1000_health` times listing them, two pages of 500 with `health`, beside
+`webhooks_1000`, the same pages without it. `--keep` leaves the store behind (reopen it with
+HOOKLINE_SECRET_KEY=SECRET_KEY below) for profiling.
 
 Output on stdout, JSON Lines: one line per measurement
     {"name", "n", "p50_ms", "p95_ms", "p99_ms", "max_ms", "items", "page", "p50_over_baseline_ms"}
@@ -42,12 +46,13 @@ import aiohttp
 from eventsourcing.domain import Aggregate
 from pydantic import SecretStr
 
+from bench.listing import HEALTH_HOURS, LISTED, LISTED_PAGE, LISTINGS, list_all
 from bench.processes import peak_rss_mb
 from bench.report import git_state, percentile
 from domain.application import Hookline
 from domain.deliveries import Attempt, Delivery
 from domain.events import Event
-from domain.roles import Role
+from domain.roles import Principal, Role
 from domain.signing import SECRET_BYTES, new_signing_secret
 from domain.webhooks import Webhook, WebhookSpec
 from harness.server import Server, server_env
@@ -88,6 +93,7 @@ class Filled:
     events: int
     deliveries: int
     attempts: int
+    health_deliveries: int
     seconds: dict[str, float]
 
 
@@ -126,6 +132,29 @@ def record_attempts(delivery: Delivery, n: int, now: datetime) -> int:
     return 1
 
 
+def delivered(
+    batches: Batches, principal: Principal, webhooks: list[Webhook], name: str, n: int, at: datetime
+) -> int:
+    """An event delivered to each of `webhooks`, as fan_out would, its deliveries finished at `at`
+    (see `record_attempts`, from the `n`th kind on), added to `batches`; returns the attempts."""
+    event = Event(
+        organization_id=principal.organization_id,
+        type=PUBLISHED,
+        payload={"alert_name": name, "severity": "critical"},
+        occurred_at=at,
+        idempotency_key=None,
+        actor=principal.actor,
+    )
+    fanned = [
+        Delivery(event_id=event.id, webhook_id=w.id, organization_id=w.organization_id, event_type=PUBLISHED)
+        for w in webhooks
+    ]
+    event.fan_out([d.webhook_id for d in fanned])  # so the server finds nothing to fan out
+    attempts = sum(record_attempts(delivery, n + i, at) for i, delivery in enumerate(fanned))
+    batches.add(event, *fanned)
+    return attempts
+
+
 def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
     settings = Settings(
         database_url=f"sqlite:///{directory}/var/hookline.sqlite3",
@@ -142,6 +171,7 @@ def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
 
         started = time.perf_counter()
         subscribers: list[Webhook] = []
+        created: list[Webhook] = []
         for i in range(webhooks):
             subscribed = i < SUBSCRIBERS
             spec = WebhookSpec(
@@ -158,6 +188,7 @@ def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
             )
             if subscribed:
                 subscribers.append(webhook)
+            created.append(webhook)
             batches.add(webhook)
         batches.flush()
         seconds["webhooks"] = time.perf_counter() - started
@@ -168,24 +199,19 @@ def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
         attempts = 0
         now = datetime.now(UTC)
         for e in range(events):
-            event = Event(
-                organization_id=org,
-                type=PUBLISHED,
-                payload={"alert_name": f"Bench alert {e}", "severity": "critical"},
-                occurred_at=now,
-                idempotency_key=None,
-                actor=principal.actor,
-            )
-            fanned = [
-                Delivery(event_id=event.id, webhook_id=w.id, organization_id=org, event_type=PUBLISHED)
-                for w in subscribers
-            ]
-            event.fan_out([d.webhook_id for d in fanned])  # so the server finds nothing to fan out
-            for n, delivery in enumerate(fanned):
-                attempts += record_attempts(delivery, e + n, now)
-            batches.add(event, *fanned)
+            attempts += delivered(batches, principal, subscribers, f"Bench alert {e}", e, now)
         batches.flush()
         seconds["deliveries"] = time.perf_counter() - started
+
+        # The webhooks listed first (the newest) get an attempt an hour for the last day: a full
+        # day of health each (one event an hour, delivered to all of them).
+        started = time.perf_counter()
+        listed = created[-LISTED:]
+        for hour in range(HEALTH_HOURS):
+            at = now - timedelta(hours=hour, minutes=1)
+            attempts += delivered(batches, principal, listed, f"Bench hour {hour}", hour, at)
+        batches.flush()
+        seconds["health"] = time.perf_counter() - started
 
         started = time.perf_counter()
         app.follower.catch_up()
@@ -199,6 +225,7 @@ def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
         events=events,
         deliveries=events * len(subscribers),
         attempts=attempts,
+        health_deliveries=HEALTH_HOURS * min(LISTED, webhooks),
         seconds={name: round(s, 2) for name, s in seconds.items()},
     )
 
@@ -280,6 +307,10 @@ async def run_queries(url: str, filled: Filled, n: int, warmup: int, deep_pages:
                     samples[name].append(elapsed_ms)
                 (connection,) = data.values()
                 items[name] = len(connection["edges"]) if isinstance(connection, dict) else None
+        for name, fields in LISTINGS:
+            samples[name] = await list_all(client.post, LISTED_PAGE.format(fields=fields), warmup, n)
+            items[name] = LISTED
+            plan.append((name, "", {}, None))
         results: list[dict[str, Any]] = []
         for name, _, _, page in plan:
             result = {**summarize(name, samples[name]), "items": items[name], "page": page}
@@ -334,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "events": filled.events,
             "deliveries": filled.deliveries,
             "attempts": filled.attempts,
+            "health_deliveries": filled.health_deliveries,
             "requests": args.requests,
             "fill_s": {**filled.seconds, "total": round(sum(filled.seconds.values()), 2)},
             "store_mb": round((directory / "var" / "hookline.sqlite3").stat().st_size / 2**20, 1),

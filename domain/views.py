@@ -12,6 +12,7 @@ from domain.audit import Verification
 from domain.credentials import Credential
 from domain.deliveries import Delivery
 from domain.event_types import EventType
+from domain.health import WebhookHealth
 from domain.organizations import ApiKey
 from domain.webhooks import SavedWebhook, Webhook
 
@@ -99,6 +100,11 @@ class Listings(Protocol):
         active: bool | None,
         event_type: str | None,
     ) -> Page[Webhook]: ...
+
+    def webhook_health(
+        self, organization_id: UUID, webhook_ids: Sequence[UUID], now: datetime
+    ) -> dict[UUID, WebhookHealth]:
+        """The health of the day that ends `now` of those webhooks that were ever attempted."""
 
     def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None: ...
 

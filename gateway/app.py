@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope
+from starlette.types import ASGIApp, Message, Receive, Scope
 from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -160,6 +160,36 @@ async def healthz(_: Request) -> Response:
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 MetricsText = Callable[[], bytes]
+Responded = Callable[[int], None]
+
+
+class StatusCounting:
+    """Tells `responded` the status of every HTTP answer; a request that raised before answering
+    counts as the 500 that Starlette then sends."""
+
+    def __init__(self, app: ASGIApp, responded: Responded) -> None:
+        self.app = app
+        self.responded = responded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counted(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                self.responded(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        except Exception:
+            if not started:
+                self.responded(500)
+            raise
 
 
 def create_app(
@@ -170,7 +200,9 @@ def create_app(
     key_usage: KeyUsage,
     background: Background | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
+    stalled: Callable[[], list[str]] = list,
     metrics: MetricsText | None = None,
+    responded: Responded | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
     document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
@@ -180,23 +212,29 @@ def create_app(
     `send` sends `sendTest` requests; `publish` records the events of `publishEvent` and `POST /events`
     (`max_payload_bytes` tells the latter's 413 from other bad input); `live` streams delivery updates
     (fed by the log follower); `key_usage` notes when each key was last used, and writes it out while
-    the server runs; `background` runs for the life of the server
-    (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
-    Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
+    the server runs; `background` runs for the life of the server (follower, queue); `ready_checks`
+    answer whether the store (and Redis) respond, and `stalled` names the background loops that stopped
+    going round; `metrics` renders Prometheus text (some of it read from the store, so in a thread) and
+    `responded` counts answers by status; `document_cache_bytes` bounds the parsed documents kept for
+    reuse.
     """
 
     async def readyz(_: Request) -> Response:
+        problems = []
         for check in ready_checks:
             try:
                 ok = await asyncio.wait_for(check(), READY_TIMEOUT)
             except Exception:  # a check that fails or hangs means not ready, whatever the cause
                 ok = False
             if not ok:
-                return PlainTextResponse("not ready", status_code=503)
+                problems.append(f"{check.__name__.removesuffix('_ready')} does not answer")
+        problems += stalled()
+        if problems:
+            return PlainTextResponse("not ready: " + "; ".join(problems), status_code=503)
         return PlainTextResponse("ready")
 
     async def metrics_text(_: Request) -> Response:
-        body = metrics() if metrics else b""
+        body = await asyncio.to_thread(metrics) if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     authenticator = Authenticator(app.authenticate, used=key_usage.used)
@@ -229,6 +267,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            *([Middleware(StatusCounting, responded=responded)] if responded else []),
             Middleware(SecurityHeaders),
             Middleware(BodyLimit, max_bytes=max_request_bytes, plain_paths=PLAIN_PATHS),
         ],

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from domain.application import Hookline
 from domain.events import Publication
+from domain.health import WebhookHealth
 from domain.requests import Send
 from domain.roles import Principal
 from domain.service.publishing import Published, Publishing
@@ -41,6 +43,7 @@ class Context:
     authorization: str | None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload
     _principal: Principal | None = field(default=None, init=False)
+    _health: DataLoader[UUID, WebhookHealth] | None = field(default=None, init=False)
 
     async def principal(self) -> Principal:
         if self.connection_params is not None:  # a socket: the Authenticator's short cache decides
@@ -61,6 +64,17 @@ class Context:
         """The caller too, for answers whose fields depend on who asks (a webhook's secrets)."""
         principal = await self.principal()
         return principal, await asyncio.to_thread(command, self.app, principal, *args, **kwargs)
+
+    async def webhook_health(self, webhook_id: UUID) -> WebhookHealth:
+        """A webhook's health, read with that of every other webhook the request shows in one query."""
+        if self._health is None:
+
+            async def load(webhook_ids: list[UUID]) -> list[WebhookHealth]:
+                found = await self.run(Hookline.webhook_health, webhook_ids)
+                return [found[webhook_id] for webhook_id in webhook_ids]
+
+            self._health = DataLoader(load_fn=load)
+        return await self._health.load(webhook_id)
 
     async def publish(self, publication: Publication) -> tuple[UUID, bool]:
         (published,) = await self.publisher(Publishing(await self.principal(), [publication], numbered=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
+from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
@@ -18,11 +19,13 @@ from domain.deliveries import Delivery as DomainDelivery
 from domain.deliveries import DeliveryStatus
 from domain.deliveries import DeliveryUpdate as DomainDeliveryUpdate
 from domain.filters import FilterOperator
+from domain.health import WebhookHealth as DomainWebhookHealth
 from domain.masking import masked_header_value, masked_url
 from domain.roles import Permission, Principal
 from domain.views import Page
 from domain.webhooks import HttpMethod
 from domain.webhooks import Webhook as DomainWebhook
+from gateway.context import Info
 
 # The schema's enums are the domain's own, under their names and with their values.
 strawberry.enum(HttpMethod)
@@ -81,6 +84,41 @@ class Connection(Generic[N]):
 
 
 @strawberry.type
+class StatusCodeCount:
+    status_code: int | None  # null: no response (timeout, refused)
+    count: int
+
+
+@strawberry.type
+class WebhookHealth:
+    """Over the last 24 hours, counted in attempts (the streak and its times: whenever they were)."""
+
+    attempts: int
+    failures: int
+    success_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    status_codes: list[StatusCodeCount]
+
+    @classmethod
+    def from_domain(cls, health: DomainWebhookHealth) -> WebhookHealth:
+        return cls(
+            attempts=health.attempts,
+            failures=health.failures,
+            success_rate=health.success_rate,
+            latency_p50_ms=health.latency_p50_ms,
+            latency_p95_ms=health.latency_p95_ms,
+            consecutive_failures=health.consecutive_failures,
+            last_success_at=health.last_success_at,
+            last_failure_at=health.last_failure_at,
+            status_codes=[StatusCodeCount(status_code=code, count=n) for code, n in health.status_codes],
+        )
+
+
+@strawberry.type
 class Webhook:
     id: strawberry.ID
     name: str
@@ -100,6 +138,10 @@ class Webhook:
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field
+    async def health(self, info: Info) -> WebhookHealth:
+        return WebhookHealth.from_domain(await info.context.webhook_health(UUID(self.id)))
 
     @classmethod
     def from_domain(cls, webhook: DomainWebhook, principal: Principal) -> Webhook:

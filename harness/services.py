@@ -20,7 +20,7 @@ _free_redis_indexes = list(range(1, REDIS_DATABASES))  # a db index is held by o
 
 class RedisServer:
     """A `redis-server` of our own on a free port, without persistence, so that no other run shares its
-    queues (nor takes its jobs); stopped with the context."""
+    queues (nor takes its jobs); stopped with the context, or for a while (`stop`, then `start`)."""
 
     def __init__(self, directory: Path, timeout: float = 10.0) -> None:
         self.directory = directory
@@ -38,6 +38,10 @@ class RedisServer:
         return self.process.pid
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def start(self) -> RedisServer:
+        """Starts the server (again, after `stop`, on the same port)."""
         import redis
 
         self.process = subprocess.Popen(
@@ -67,7 +71,10 @@ class RedisServer:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.process is not None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
 

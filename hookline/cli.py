@@ -44,9 +44,14 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    readiness_port: Annotated[
+        int | None, typer.Option(help="serve /readyz on this port (503 while the claim loop is stalled)")
+    ] = None,
+    readiness_host: Annotated[str, typer.Option(help="address /readyz listens on")] = "127.0.0.1",
+) -> None:
     """Run an arq worker that fans out and delivers (needs HOOKLINE_REDIS_URL)."""
-    from hookline.runtime import supervise_worker
+    from hookline.runtime import Liveness, serve_readiness, supervise_worker
     from hookline.wiring import worker_settings
     from workers.arq_worker import ClaimingWorker
 
@@ -57,7 +62,12 @@ def worker() -> None:
             "error: hookline worker needs HOOKLINE_REDIS_URL (e.g. redis://127.0.0.1:6379/0)", err=True
         )
         raise typer.Exit(2)
-    supervise_worker(lambda: ClaimingWorker(**worker_settings(settings)).run())
+    liveness = Liveness()
+    options = worker_settings(settings)
+    ticked = liveness.watch("claimer", options["poll_delay"])
+    if readiness_port is not None:
+        serve_readiness(liveness, readiness_host, readiness_port)
+    supervise_worker(lambda: ClaimingWorker(ticked=ticked, **options).run())
 
 
 @keys.command("create")

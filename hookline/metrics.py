@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from store.readmodel import Observed
+
+if TYPE_CHECKING:  # (the runtime's loops are counted here, and runtime reports to these metrics)
+    from hookline.runtime import Liveness
 
 ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -51,6 +58,43 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.backlog_oldest = Gauge(
+            "hookline_delivery_backlog_oldest_seconds",
+            "Age of the oldest delivery that is due and unsent (an event not yet fanned out counts); 0: none",
+            registry=self.registry,
+        )
+        self.webhooks_failing = Gauge(
+            "hookline_webhooks_failing",
+            "Active webhooks whose attempts have all failed since their last success",
+            registry=self.registry,
+        )
+        self.http_responses = Counter(
+            "hookline_http_responses",
+            "Responses of the gateway, by status class (5xx: also requests that raised)",
+            ["code"],
+            registry=self.registry,
+        )
+
+    def watch_backlog(
+        self, oldest_due: Callable[[datetime], datetime | None], now: Callable[[], datetime]
+    ) -> None:
+        def age() -> float:
+            at = now()
+            due = oldest_due(at)
+            return 0.0 if due is None else max((at - due).total_seconds(), 0.0)
+
+        self.backlog_oldest.set_function(age)
+
+    def watch_failing(self, failing_webhooks: Callable[[], int]) -> None:
+        self.webhooks_failing.set_function(failing_webhooks)
+
+    def watch_loops(self, liveness: Liveness) -> None:
+        self.registry.register(LoopsCollector(liveness))
+
+    def responded(self, status: int) -> None:
+        """Told by the gateway of each response's status."""
+        self.http_responses.labels(f"{status // 100}xx").inc()
+
     def watch_lag(self, projection_lag: Callable[[], int]) -> None:
         self.projection_lag.set_function(projection_lag)
 
@@ -76,3 +120,25 @@ class Metrics:
                     self.deliveries_finished.labels("FAILED").inc()
             elif name == "Delivery.Abandoned":
                 self.deliveries_finished.labels("FAILED").inc()
+
+
+class LoopsCollector(Collector):
+    """The liveness of the process's loops that must never die, as they are at each scrape."""
+
+    def __init__(self, liveness: Liveness) -> None:
+        self.liveness = liveness
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        since = GaugeMetricFamily(
+            "hookline_loop_seconds_since_tick", "Seconds since the loop last went round", labels=["loop"]
+        )
+        stalled = GaugeMetricFamily(
+            "hookline_loop_stalled",
+            "1 when the loop has not gone round for 3 times its interval (readiness fails)",
+            labels=["loop"],
+        )
+        for loop in list(self.liveness.intervals):
+            since.add_metric([loop], self.liveness.since_tick(loop))
+            stalled.add_metric([loop], float(self.liveness.is_stalled(loop)))
+        yield since
+        yield stalled

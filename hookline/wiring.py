@@ -34,8 +34,9 @@ from gateway.usage import KeyUsage
 from hookline import __version__, runtime
 from hookline.keys import store_key
 from hookline.metrics import Metrics
-from hookline.runtime import SWEEP_BACKLOG, settle_heap, sweeping
+from hookline.runtime import SWEEP_BACKLOG, Liveness, settle_heap, sweeping
 from hookline.settings import Settings
+from store.operations import OperationsQueries
 from store.readmodel import ReadModel
 from store.storage import open_storage
 from store.usage import KeyUsageTable
@@ -181,6 +182,11 @@ def build_gateway(settings: Settings) -> Starlette:
     metrics = Metrics()
     read_model.listeners.append(metrics.count)
     usage = KeyUsageTable(read_model.db)
+    liveness = Liveness()
+    metrics.watch_loops(liveness)
+    watched = OperationsQueries(read_model.db)
+    metrics.watch_backlog(watched.oldest_due, utcnow)
+    metrics.watch_failing(watched.failing_count)
 
     async def store_ready() -> bool:
         await asyncio.to_thread(app.recorder.max_notification_id)
@@ -197,8 +203,8 @@ def build_gateway(settings: Settings) -> Starlette:
 
     def queueing() -> AbstractAsyncContextManager[Dispatcher]:
         if settings.redis_url:
-            return redis_queue(views, settings, metrics)
-        return embedded_queue(app, views, settings, sender, metrics)
+            return redis_queue(views, settings, metrics, liveness)
+        return embedded_queue(app, views, settings, sender, metrics, liveness)
 
     # Concurrent publishEvent and POST /events requests share a transaction; nothing waits while the
     # store is idle.
@@ -211,10 +217,12 @@ def build_gateway(settings: Settings) -> Starlette:
         live,
         KeyUsage(usage.record, usage.last_used),
         background=lambda: runtime.serving(
-            app, read_model, settings, (sender, test_sender), live, metrics, queueing
+            app, read_model, settings, (sender, test_sender), live, metrics, queueing, liveness
         ),
         ready_checks=ready_checks,
+        stalled=liveness.stalled,
         metrics=lambda: generate_latest(metrics.registry),
+        responded=metrics.responded,
         max_request_bytes=settings.max_request_bytes,
         document_cache_bytes=settings.document_cache_bytes,
         max_payload_bytes=settings.max_payload_bytes,
@@ -223,7 +231,7 @@ def build_gateway(settings: Settings) -> Starlette:
 
 @asynccontextmanager
 async def embedded_queue(
-    app: Hookline, views: SweepViews, settings: Settings, sender: Sender, metrics: Metrics
+    app: Hookline, views: SweepViews, settings: Settings, sender: Sender, metrics: Metrics, liveness: Liveness
 ) -> AsyncIterator[Dispatcher]:
     """The in-process queue that fans out and delivers inside `serve`: a delivery waiting for a slot
     leaves the queue, and a send that ends queues it again (see `ParkingSlots`)."""
@@ -239,12 +247,14 @@ async def embedded_queue(
         async def backlogged() -> bool:
             return queue.backlog > SWEEP_BACKLOG
 
-        async with sweeping(dispatcher, settings.sweep_seconds, skip=backlogged):
+        async with sweeping(dispatcher, settings.sweep_seconds, skip=backlogged, liveness=liveness):
             yield dispatcher
 
 
 @asynccontextmanager
-async def redis_queue(views: SweepViews, settings: Settings, metrics: Metrics) -> AsyncIterator[Dispatcher]:
+async def redis_queue(
+    views: SweepViews, settings: Settings, metrics: Metrics, liveness: Liveness
+) -> AsyncIterator[Dispatcher]:
     """Jobs go to Redis for `hookline worker`; a sweeper re-reads the store for what got lost."""
     assert settings.redis_url
     redis = ArqRedis.from_url(settings.redis_url)
@@ -261,7 +271,7 @@ async def redis_queue(views: SweepViews, settings: Settings, metrics: Metrics) -
             return False
 
     try:
-        async with sweeping(dispatcher, settings.sweep_seconds, measure, skip=backlogged):
+        async with sweeping(dispatcher, settings.sweep_seconds, measure, skip=backlogged, liveness=liveness):
             yield dispatcher
     finally:
         await queue.flushed()

@@ -13,11 +13,12 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.credentials import Credential
-from domain.deliveries import Delivery, DeliveryUpdate
+from domain.deliveries import Attempt, Delivery, DeliveryUpdate
 from domain.event_types import EventType
 from domain.events import Event
 from domain.organizations import ApiKey
 from domain.webhooks import Webhook
+from store import health
 from store.sql import Cursor, moment
 
 Changed = Sequence[tuple[Aggregate, int | None]]
@@ -40,6 +41,7 @@ class Batch:
     created: dict[UUID, int] = field(default_factory=dict)  # aggregate → position of its creation
     updates: list[tuple[Any, ...]] = field(default_factory=list)  # rows of hl_delivery_updates
     streaks: dict[UUID, Streak] = field(default_factory=dict)  # by webhook
+    health: health.HealthBatch = field(default_factory=health.HealthBatch)
 
 
 class Projector:
@@ -126,6 +128,7 @@ class Events(Projector):
         " seq {bigint} NOT NULL, fanned_out INTEGER NOT NULL, recorded_at TEXT NOT NULL DEFAULT '')",
         "CREATE INDEX IF NOT EXISTS hl_events_pending ON hl_events (fanned_out)",
         "CREATE INDEX IF NOT EXISTS hl_events_window ON hl_events (organization_id, type, recorded_at)",
+        "CREATE INDEX IF NOT EXISTS hl_events_backlog ON hl_events (fanned_out, recorded_at)",
     )
     snapshot = False
 
@@ -154,10 +157,10 @@ ATTEMPTED = ("Delivery.AttemptSucceeded", "Delivery.AttemptFailed")
 
 
 class Deliveries(Projector):
-    """Deliveries' rows, the live updates after each of their events, and their webhooks' streaks of
-    failed attempts (which switch a webhook off, see `failing_webhooks`)."""
+    """Deliveries' rows, the live updates after each of their events, their webhooks' streaks of
+    failed attempts (which switch a webhook off, see `failing_webhooks`) and health (`store.health`)."""
 
-    tables = ("hl_deliveries", "hl_delivery_updates")
+    tables = ("hl_deliveries", "hl_delivery_updates", *health.TABLES)
     schema = (
         "CREATE TABLE IF NOT EXISTS hl_deliveries ("
         " id TEXT PRIMARY KEY, organization_id TEXT NOT NULL, webhook_id TEXT NOT NULL,"
@@ -168,12 +171,17 @@ class Deliveries(Projector):
         "CREATE INDEX IF NOT EXISTS hl_deliveries_webhook ON hl_deliveries (webhook_id, seq)",
         "CREATE INDEX IF NOT EXISTS hl_deliveries_event ON hl_deliveries (event_id)",
         "CREATE INDEX IF NOT EXISTS hl_deliveries_status ON hl_deliveries (status)",
+        # The backlog's age (`oldest_due`): deliveries by status and due time (a pending one without a
+        # time is due since it was made).
+        "CREATE INDEX IF NOT EXISTS hl_deliveries_due"
+        " ON hl_deliveries (status, (COALESCE(next_attempt_at, created_at)))",
         "CREATE TABLE IF NOT EXISTS hl_delivery_updates ("
         " position {bigint} PRIMARY KEY, organization_id TEXT NOT NULL, webhook_id TEXT NOT NULL,"
         " delivery_id TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER,"
         " status_code INTEGER, at TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS hl_delivery_updates_org"
         " ON hl_delivery_updates (organization_id, position)",
+        *health.SCHEMA,
     )
     snapshot = False
 
@@ -181,8 +189,10 @@ class Deliveries(Projector):
         assert isinstance(aggregate, Delivery)
         name = type(domain_event).__qualname__
         if name in ATTEMPTED:
+            attempt = Attempt.from_data(aggregate.attempt_data[-1])
+            batch.health.attempted(aggregate.webhook_id, aggregate.organization_id, attempt)
             streak = batch.streaks.setdefault(aggregate.webhook_id, Streak())
-            at = aggregate.attempts[-1].started_at
+            at = attempt.started_at
             if name == "Delivery.AttemptSucceeded":
                 streak.last_success, streak.failing_since = at, None
             elif streak.failing_since is None:
@@ -243,6 +253,7 @@ class Deliveries(Projector):
                     "UPDATE hl_webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
                     (moment(streak.failing_since), webhook_id.hex),
                 )
+        batch.health.write(c)
         if batch.updates:
             c.executemany(
                 "INSERT INTO hl_delivery_updates (position, organization_id, webhook_id, delivery_id,"

@@ -14,10 +14,12 @@ from domain.audit import Verification
 from domain.credentials import Credential
 from domain.deliveries import Delivery, DeliveryStatus, DeliveryUpdate
 from domain.event_types import EventType
+from domain.health import WebhookHealth
 from domain.organizations import ApiKey
 from domain.views import Page
 from domain.webhooks import SavedWebhook, Webhook
 from store.audit import AuditTrail
+from store.health import read_health
 from store.sql import Database, at_moment, moment
 from store.states import States
 from store.verification import ChainVerifier
@@ -138,6 +140,11 @@ class ReadModelQueries:
 
     def saved(self, webhook: Webhook) -> SavedWebhook:
         return self.reader.cache.saved(webhook)
+
+    def webhook_health(
+        self, organization_id: UUID, webhook_ids: Sequence[UUID], now: datetime
+    ) -> dict[UUID, WebhookHealth]:
+        return read_health(self.db, organization_id, webhook_ids, now)
 
     def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None:
         with self.db.transaction(commit=False) as c:

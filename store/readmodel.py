@@ -41,8 +41,8 @@ SCHEMA = (
 # models and the audit trail are then dropped and rebuilt from the log, which `verify` recomputes alike.
 # 4: events' states are no longer kept in hl_states; 5: nor deliveries'; 6: audit records mask secret
 # header values and target URLs' secrets (domain.masking); 7: every time in the tables is a `moment`
-# (due times were ISO text of varying width, which SQL could not compare).
-SCHEMA_VERSION = 7
+# (due times were ISO text of varying width, which SQL could not compare); 8: webhooks' health.
+SCHEMA_VERSION = 8
 READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",

@@ -2,10 +2,10 @@
 against the installed arq on a real Redis: an arq release that changes one of these fails here, by
 name, instead of leaving the worker to claim, count or finish jobs wrongly without a word.
 
-ClaimingWorker replaces `start_jobs` and `finish_job` and counts running jobs with arq's `sem`,
-`job_counter` and `_release_sem_dec_counter_on_complete`; it starts jobs with arq's `run_job`, puts
-them in `tasks`, and stops claiming when `allow_pick_jobs` goes false. Its CLAIM and FINISH scripts
-must do to Redis what arq's own claim and finish do.
+ClaimingWorker replaces `start_jobs` and `finish_job`, ticks its liveness in `_poll_iteration`, and
+counts running jobs with arq's `sem`, `job_counter` and `_release_sem_dec_counter_on_complete`; it
+starts jobs with arq's `run_job`, puts them in `tasks`, and stops claiming when `allow_pick_jobs`
+goes false. Its CLAIM and FINISH scripts must do to Redis what arq's own claim and finish do.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def test_the_methods_claiming_worker_overrides_or_calls_keep_their_names_and_par
     assert parameters(Worker.start_jobs) == ["self", "job_ids"]
     assert parameters(Worker.run_job) == ["self", "job_id", "score"]
     assert parameters(Worker._release_sem_dec_counter_on_complete) == ["self"]
+    assert parameters(Worker._poll_iteration) == parameters(ClaimingWorker._poll_iteration) == ["self"]
+    assert "self._poll_iteration()" in inspect.getsource(Worker.main)  # each poll, full or idle
     finish = parameters(Worker.finish_job)
     assert finish == [
         "self",

@@ -543,3 +543,52 @@ def test_what_the_console_shows_depends_on_the_role(
     expect(page.get_by_text("Already published with this idempotency key")).to_be_visible()
 
     assert console.errors == []
+
+
+HEALTH = "query($id: ID!) { webhook(id: $id) { health { attempts failures consecutiveFailures } } }"
+
+
+def test_the_webhook_list_shows_each_webhooks_health(
+    console: Console, server: Server, receiver: Receiver
+) -> None:
+    page = console.page
+    admin = server.key("console-health", "admin")
+    receiver.respond = lambda r: (500, {}, "down") if r.path == "/failing" else (200, {}, "ok")
+
+    def create(path: str, name: str, event_type: str) -> str:
+        given = webhook_input(receiver.url + path, name=name, eventTypes=[event_type])
+        created: str = server.gql(admin, CREATE_WEBHOOK, {"input": given}).ok()["createWebhook"]["id"]
+        return created
+
+    healthy = create("/ok", "Healthy target", "alert.activated")
+    failing = create("/failing", "Failing target", "alert.activated")
+    create("/quiet", "Quiet target", "other.type")
+    publisher = server.key("console-health", "publisher")
+    server.gql(publisher, PUBLISH, {"input": {"type": "alert.activated", "payload": {"n": 1}}}).ok()
+
+    def seen(webhook_id: str) -> dict[str, int]:
+        found: dict[str, int] = server.gql(admin, HEALTH, {"id": webhook_id}).ok()["webhook"]["health"]
+        return found
+
+    wait_until(
+        lambda: seen(healthy)["attempts"] == 1 and seen(failing)["consecutiveFailures"] >= 2, timeout=20
+    )
+
+    console.sign_in(admin)
+    rows = page.locator("tr[data-webhook]")
+    expect(rows.filter(has_text="Healthy target")).to_contain_text("100% succeeded")
+    expect(rows.filter(has_text="Healthy target")).not_to_contain_text("Failing")
+    expect(rows.filter(has_text="Failing target")).to_contain_text("0% succeeded")
+    expect(rows.filter(has_text="Failing target")).to_contain_text(re.compile(r"Failing: \d+ in a row"))
+    expect(rows.filter(has_text="Quiet target").locator(".health-cell")).to_have_text("—")
+    console.shot("15-webhook-health")
+
+    # The failing webhook's overview: its health panel, with what the target answered.
+    rows.filter(has_text="Failing target").get_by_role("link", name="Failing target").click()
+    panel = page.get_by_test_id("health")
+    expect(panel.get_by_role("heading", name="Health (last 24 hours)")).to_be_visible()
+    expect(panel.locator("dd").nth(1)).to_have_text("0%")
+    expect(panel.locator('[data-status="500"]')).to_contain_text(re.compile(r"500: \d+"))
+    expect(panel).to_contain_text(re.compile(r"\d+ failed attempts in a row"))
+    console.shot("16-webhook-health-panel")
+    assert console.errors == []

@@ -428,17 +428,26 @@ def test_docker_compose_declares_the_distributed_mode() -> None:
     port = command[command.index("--port") + 1]
     assert f"127.0.0.1:{port}/readyz" in " ".join(gateway["healthcheck"]["test"])
     assert any(str(p).endswith(f":{port}") for p in gateway["ports"])
-    assert services["worker-1"]["command"] == services["worker-2"]["command"] == ["hookline", "worker"]
+    worker = services["worker-1"]
+    assert services["worker-2"]["command"] == worker["command"]
+    assert worker["command"][:2] == ["hookline", "worker"]
+    readiness = worker["command"][worker["command"].index("--readiness-port") + 1]
+    assert f"127.0.0.1:{readiness}/readyz" in " ".join(services["worker-2"]["healthcheck"]["test"])
 
 
 SERVICES = ("gateway", "worker-1", "worker-2")
 
 
 def local_command(command: list[str], port: int) -> list[str]:
-    """A compose command as it runs here: our `hookline`, on 127.0.0.1 and a free port."""
+    """A compose command as it runs here: our `hookline`, on 127.0.0.1 and a free port (a worker's
+    readiness on another free port)."""
     assert command[0] == "hookline"
     adjusted = [HOOKLINE, *command[1:]]
-    for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+    for option, value in (
+        ("--host", "127.0.0.1"),
+        ("--port", str(port)),
+        ("--readiness-port", str(free_port())),
+    ):
         if option in adjusted:
             adjusted[adjusted.index(option) + 1] = value
     return adjusted
@@ -460,12 +469,17 @@ def test_the_compose_commands_deliver_an_event_end_to_end(tmp_path: Path) -> Non
         )
         processes: list[subprocess.Popen[bytes]] = []
         server = Server(directory=tmp_path, env=env, port=port)
+        commands = {name: local_command(services[name]["command"], port) for name in SERVICES}
+        workers_ready = [
+            f"http://127.0.0.1:{commands[name][commands[name].index('--readiness-port') + 1]}"
+            for name in SERVICES[1:]
+        ]
         try:
             for name in SERVICES:  # started together, as `docker compose up` starts them
                 with (tmp_path / f"{name}.log").open("ab") as sink:
                     processes.append(
                         subprocess.Popen(
-                            local_command(services[name]["command"], port),
+                            commands[name],
                             cwd=tmp_path,
                             env=env,
                             stdout=sink,
@@ -482,7 +496,11 @@ def test_the_compose_commands_deliver_an_event_end_to_end(tmp_path: Path) -> Non
             def ready() -> bool:
                 running()
                 workers = [(tmp_path / f"{n}.log").read_text(errors="replace") for n in SERVICES[1:]]
-                return readyz_or_none(server.url) == 200 and all("worker ready" in w for w in workers)
+                return (
+                    readyz_or_none(server.url) == 200
+                    and all("worker ready" in w for w in workers)
+                    and all(readyz_or_none(url) == 200 for url in workers_ready)
+                )
 
             wait_until(ready, timeout=30, interval=0.2)
             admin, publisher = server.key("acme", "admin"), server.key("acme", "publisher")

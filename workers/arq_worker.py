@@ -9,13 +9,15 @@ the next poll. Jobs that end in the same turn of the loop are finished together 
 sends a MULTI/EXEC of five commands for each). Running and retrying a job stay arq's.
 
 It counts its jobs with arq's own `sem`, `job_counter` and `_release_sem_dec_counter_on_complete`,
-and stops on `allow_pick_jobs`: private names, pinned against the installed arq by
+stops on `allow_pick_jobs`, and ticks `ticked` at each of arq's polls (`_poll_iteration`, which
+goes round whether the worker is full or idle): private names, pinned against the installed arq by
 tests/test_arq_internals.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
@@ -68,13 +70,18 @@ ROOM_WAIT = 0.5
 
 
 class ClaimingWorker(Worker):
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, *, ticked: Callable[[], None] = lambda: None, **settings: Any) -> None:
         super().__init__(**settings)
+        self.ticked = ticked  # the claim loop's liveness (see hookline.runtime.Liveness)
         self._claim: AsyncScript | None = None
         self._room = asyncio.Event()  # set when a job ends
         self._finish: AsyncScript | None = None
         self._finishing: list[tuple[str, str, asyncio.Future[None]]] = []
         self._finishers: set[asyncio.Task[None]] = set()  # held while they run (the loop only weakly)
+
+    async def _poll_iteration(self) -> None:
+        self.ticked()
+        await super()._poll_iteration()
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

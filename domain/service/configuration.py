@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -15,6 +16,7 @@ from domain.catalogue import BUILT_IN, EventTypeSpec, check_event_type
 from domain.credentials import Credential, CredentialKind, check_credential, credential_data
 from domain.errors import Conflict, InvalidInput, Problem, RenderedBodyTooLarge
 from domain.event_types import EventType
+from domain.health import NEVER_ATTEMPTED, WebhookHealth
 from domain.requests import Message, OutgoingRequest, build_request
 from domain.roles import Permission, Principal
 from domain.service.base import (
@@ -93,6 +95,13 @@ class ConfigurationCommands(HooklineBase):
     def webhook(self, principal: Principal, webhook_id: UUID) -> Webhook | None:
         principal.require(Permission.READ_WEBHOOKS)
         return self.views.webhook(principal.organization_id, webhook_id)
+
+    def webhook_health(self, principal: Principal, webhook_ids: Sequence[UUID]) -> dict[UUID, WebhookHealth]:
+        """The health over the last day of each of the caller's webhooks (another organisation's
+        webhook is one never attempted)."""
+        principal.require(Permission.READ_WEBHOOKS)
+        found = self.views.webhook_health(principal.organization_id, webhook_ids, self.clock())
+        return {webhook_id: found.get(webhook_id, NEVER_ATTEMPTED) for webhook_id in webhook_ids}
 
     def webhooks(
         self,

@@ -1,8 +1,8 @@
-// One webhook's overview: its definition, sending a test, and deleting it.
+// One webhook's overview: its definition, its health, sending a test, and deleting it.
 
 import { gql } from "./api.js";
 import { confirmButton } from "./confirm.js";
-import { badge, button, h, pretty, replace, uid } from "./dom.js";
+import { badge, button, h, pretty, replace, timeEl, uid } from "./dom.js";
 import { PERMISSION as P } from "./roles.js";
 import { credentials, definitionEl } from "./shared.js";
 import { loadWebhook, notFound, webhookHead } from "./webhook-head.js";
@@ -13,11 +13,21 @@ const SEND_TEST = `mutation($id: ID!, $sample: Boolean) {
   }
 }`;
 
+const HEALTH = `query($id: ID!) {
+  webhook(id: $id) {
+    health {
+      attempts failures successRate latencyP50Ms latencyP95Ms consecutiveFailures lastSuccessAt lastFailureAt
+      statusCodes { statusCode count }
+    }
+  }
+}`;
+
 export async function webhookView(body, ctx) {
   const [id] = ctx.params;
-  const [webhook, creds] = await Promise.all([
+  const [webhook, creds, health] = await Promise.all([
     loadWebhook(id),
     ctx.can(P.READ_CREDENTIALS) ? credentials() : Promise.resolve(null),
+    gql(HEALTH, { id }).then((data) => data.webhook?.health),
   ]);
   if (!ctx.current()) return;
   if (!webhook) {
@@ -33,6 +43,7 @@ export async function webhookView(body, ctx) {
       h("h2", { id: "definition-title" }, "Definition"),
       definitionEl(webhook, creds, { secret: ctx.can(P.READ_SIGNING_SECRETS) }),
     ),
+    healthCard(health),
     ctx.can(P.MANAGE_WEBHOOKS) ? testCard(webhook) : null,
   );
   if (ctx.can(P.MANAGE_WEBHOOKS)) {
@@ -42,6 +53,48 @@ export async function webhookView(body, ctx) {
       deleteButton(ctx, webhook, body),
     );
   }
+}
+
+/** The last 24 hours of attempts: how many succeeded, how long they took, what the target answered. */
+function healthCard(health) {
+  const ms = (value) => (value === null ? "—" : `${Math.round(value)} ms`);
+  const rows = health.attempts
+    ? [
+        ["Attempts", `${health.attempts}, ${health.failures} failed`],
+        ["Success rate", `${Math.round(health.successRate * 100)}%`],
+        ["Latency", `p50 ${ms(health.latencyP50Ms)} · p95 ${ms(health.latencyP95Ms)}`],
+        [
+          "Status codes",
+          h(
+            "ul",
+            { class: "plain" },
+            health.statusCodes.map((c) =>
+              h("li", { "data-status": c.statusCode ?? "none" }, `${c.statusCode ?? "No response"}: ${c.count}`),
+            ),
+          ),
+        ],
+      ]
+    : [["Attempts", h("span", { class: "muted" }, "None in the last 24 hours")]];
+  rows.push(
+    [
+      "Failing streak",
+      health.consecutiveFailures
+        ? badge(`${health.consecutiveFailures} failed attempts in a row`, "bad")
+        : h("span", { class: "muted" }, "None"),
+    ],
+    ["Last success", timeEl(health.lastSuccessAt)],
+    ["Last failure", timeEl(health.lastFailureAt)],
+  );
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "health-title", "data-testid": "health" },
+    h("h2", { id: "health-title" }, "Health (last 24 hours)"),
+    h(
+      "dl",
+      { class: "facts" },
+      rows.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+    ),
+  );
 }
 
 function testCard(webhook) {

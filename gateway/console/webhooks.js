@@ -1,13 +1,14 @@
 // The webhooks list: filtered by status and event type, a page at a time, each switched on or off in place.
 
 import { gql } from "./api.js";
-import { button, field, h, replace } from "./dom.js";
+import { badge, button, field, h, replace } from "./dom.js";
 import { PERMISSION as P } from "./roles.js";
 import { WEBHOOK_FIELDS, activeBadge, credentials, eventTypes, typeChips } from "./shared.js";
 
 const WEBHOOKS = `query($first: Int, $after: String, $active: Boolean, $eventType: String) {
   webhooks(first: $first, after: $after, active: $active, eventType: $eventType) {
-    totalCount pageInfo { hasNextPage endCursor } edges { node { ${WEBHOOK_FIELDS} } }
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { ${WEBHOOK_FIELDS} health { attempts successRate consecutiveFailures } } }
   }
 }`;
 const SET_ACTIVE = `mutation($id: ID!, $active: Boolean!) {
@@ -140,7 +141,9 @@ function listTable(ctx, webhooks, creds) {
       h(
         "tr",
         {},
-        ["Name", "Event types", "Target", "Credential", "Active"].map((t) => h("th", { scope: "col" }, t)),
+        ["Name", "Event types", "Target", "Credential", "Health (24 h)", "Active"].map((t) =>
+          h("th", { scope: "col" }, t),
+        ),
       ),
     ),
     h(
@@ -165,11 +168,26 @@ function listTable(ctx, webhooks, creds) {
             h("code", { title: w.targetUrl }, w.targetUrl),
           ),
           h("td", {}, credentialName(w.credentialId)),
+          h("td", { class: "health-cell" }, healthCell(w.health)),
           h("td", {}, ctx.can(P.MANAGE_WEBHOOKS) ? activeSwitch(w) : activeBadge(w)),
         ),
       ),
     ),
   );
+}
+
+/** The success rate of the last day's attempts, and a "failing" badge while the latest ones failed. */
+function healthCell(health) {
+  if (!health.attempts) return h("span", { class: "muted", title: "No attempt in the last 24 hours" }, "—");
+  const rate = h(
+    "span",
+    { title: `${health.attempts} attempts in the last 24 hours` },
+    `${Math.round(health.successRate * 100)}% succeeded`,
+  );
+  const failing = health.consecutiveFailures
+    ? badge(`Failing: ${health.consecutiveFailures} in a row`, "bad")
+    : null;
+  return h("span", { class: "health" }, rate, failing ? " " : null, failing);
 }
 
 function activeSwitch(webhook) {

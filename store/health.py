@@ -1,0 +1,93 @@
+"""Webhooks' health in the read model: one row per webhook holding its `HealthRecord` (its streak and
+its hours of the last day), moved on once per batch by the attempts the batch recorded, and read for
+a page of webhooks in one query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import orjson
+
+from domain.deliveries import Attempt
+from domain.health import HealthRecord, WebhookHealth
+from store.sql import Cursor, Database, at_moment, moment
+
+TABLES = ("hl_webhook_health",)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS hl_webhook_health ("
+    " webhook_id TEXT PRIMARY KEY, organization_id TEXT NOT NULL, record TEXT NOT NULL)",
+)
+
+
+def _encode(record: HealthRecord) -> str:
+    return orjson.dumps(
+        {
+            "consecutive_failures": record.consecutive_failures,
+            "last_success_at": moment(record.last_success_at) if record.last_success_at else None,
+            "last_failure_at": moment(record.last_failure_at) if record.last_failure_at else None,
+            "hours": record.hours,
+        }
+    ).decode()
+
+
+def _decode(text: str) -> HealthRecord:
+    data = orjson.loads(text)
+    success, failure = data["last_success_at"], data["last_failure_at"]
+    return HealthRecord(
+        consecutive_failures=data["consecutive_failures"],
+        last_success_at=at_moment(success) if success else None,
+        last_failure_at=at_moment(failure) if failure else None,
+        hours=data["hours"],
+    )
+
+
+class HealthBatch:
+    """A batch's attempts, by webhook in the order recorded, applied to their records at its end."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[UUID, tuple[UUID, list[Attempt]]] = {}  # webhook → (organisation, attempts)
+
+    def attempted(self, webhook_id: UUID, organization_id: UUID, attempt: Attempt) -> None:
+        self.attempts.setdefault(webhook_id, (organization_id, []))[1].append(attempt)
+
+    def write(self, c: Cursor) -> None:
+        if not self.attempts:
+            return
+        ids = [webhook_id.hex for webhook_id in self.attempts]
+        c.execute(
+            "SELECT webhook_id, record FROM hl_webhook_health"
+            f" WHERE webhook_id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        records = {UUID(row[0]): _decode(row[1]) for row in c.fetchall()}
+        rows = []
+        for webhook_id, (organization_id, attempts) in self.attempts.items():
+            record = records.get(webhook_id) or HealthRecord()
+            for attempt in attempts:
+                record.attempted(attempt)
+            rows.append((webhook_id.hex, organization_id.hex, _encode(record)))
+        c.executemany(
+            "INSERT INTO hl_webhook_health (webhook_id, organization_id, record) VALUES (?, ?, ?)"
+            " ON CONFLICT (webhook_id) DO UPDATE SET record = excluded.record",
+            rows,
+        )
+
+
+def read_health(
+    db: Database, organization_id: UUID, webhook_ids: Sequence[UUID], now: datetime
+) -> dict[UUID, WebhookHealth]:
+    """The health of an organisation's webhooks over the day that ends `now`; a webhook never
+    attempted has none here."""
+    if not webhook_ids:
+        return {}
+    ids = [webhook_id.hex for webhook_id in webhook_ids]
+    with db.transaction(commit=False) as c:
+        c.execute(
+            "SELECT webhook_id, record FROM hl_webhook_health"
+            f" WHERE organization_id = ? AND webhook_id IN ({','.join('?' * len(ids))})",
+            [organization_id.hex, *ids],
+        )
+        rows = c.fetchall()
+    return {UUID(row[0]): _decode(row[1]).health(now) for row in rows}
