@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
+from opentelemetry.trace import Tracer
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -63,6 +64,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         live: LiveUpdates,
         key_usage: KeyUsage,
         document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
             build_schema(document_cache_bytes),
@@ -75,6 +77,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.publish = publish
         self.live = live
         self.key_usage = key_usage
+        self.tracer = tracer
         self.graphiql, self.graphiql_policy = graphiql_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
@@ -133,6 +136,8 @@ class HooklineGraphQL(GraphQL[Context, None]):
             live=self.live,
             key_usage=self.key_usage,
             authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
+            tracer=self.tracer,
+            traceparent=request.headers.get("traceparent") if self.tracer is not None else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -164,6 +169,7 @@ def create_app(
     metrics: MetricsText | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
     document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
+    tracer: Tracer | None = None,
 ) -> Starlette:
     """The gateway over an application.
 
@@ -171,7 +177,8 @@ def create_app(
     streams delivery updates (fed by the log follower); `key_usage` notes when each key was last
     used, and writes it out while the server runs; `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
-    Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
+    Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse; `tracer`
+    (None: traces off) makes each publish a span, continuing the request's `traceparent`.
     """
 
     async def readyz(_: Request) -> Response:
@@ -190,7 +197,14 @@ def create_app(
 
     authenticator = Authenticator(app.authenticate, used=key_usage.used)
     graphql = HooklineGraphQL(
-        app, authenticator, send, publish, live, key_usage, document_cache_bytes=document_cache_bytes
+        app,
+        authenticator,
+        send,
+        publish,
+        live,
+        key_usage,
+        document_cache_bytes=document_cache_bytes,
+        tracer=tracer,
     )
 
     @asynccontextmanager

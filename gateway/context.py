@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
+from opentelemetry.trace import Tracer
 from strawberry.types import Info as StrawberryInfo
 
 from domain.application import Hookline
@@ -17,6 +18,7 @@ from domain.requests import Send
 from domain.roles import Principal
 from gateway.auth import Authenticator
 from gateway.live import LiveUpdates
+from gateway.tracing import publishing
 from gateway.usage import KeyUsage
 
 # Records one event for a caller (`publishEvent`): its id and whether it repeats an earlier one.
@@ -38,6 +40,8 @@ class Context:
     key_usage: KeyUsage
     authorization: str | None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload
+    tracer: Tracer | None = None  # None: traces are off, and no span is made
+    traceparent: str | None = None  # the request's W3C `traceparent` header, which a publish continues
     _principal: Principal | None = field(default=None, init=False)
 
     async def principal(self) -> Principal:
@@ -61,7 +65,16 @@ class Context:
         return principal, await asyncio.to_thread(command, self.app, principal, *args, **kwargs)
 
     async def publish(self, publication: Publication) -> tuple[UUID, bool]:
-        return await self.publisher(await self.principal(), publication)
+        if self.tracer is None:
+            return await self.publisher(await self.principal(), publication)
+        with publishing(self.tracer, self.traceparent, [publication]) as (traced,):
+            return await self.publisher(await self.principal(), traced)
+
+    async def publish_events(self, publications: list[Publication]) -> list[tuple[UUID, bool]]:
+        if self.tracer is None:
+            return await self.run(Hookline.publish_events, publications)
+        with publishing(self.tracer, self.traceparent, publications) as traced:
+            return await self.run(Hookline.publish_events, traced)
 
 
 Info = StrawberryInfo[Context, Any]
