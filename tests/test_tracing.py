@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.queries import CREATE_WEBHOOK, PUBLISH, webhook_input
 from tests.support import Received, Receiver, Server, running_server, wait_until
@@ -124,7 +124,7 @@ def test_each_attempt_continues_the_trace_of_the_publish_request_and_carries_it_
     }
 
 
-def test_a_failed_attempt_is_an_error_span_and_each_event_of_publish_events_is_in_the_requests_trace(
+def test_every_attempt_of_each_event_of_publish_events_a_retry_too_is_in_the_requests_trace(
     tmp_path: Path, collector: Receiver, receiver: Receiver
 ) -> None:
     header, trace_id, _ = traceparent()
@@ -132,25 +132,42 @@ def test_a_failed_attempt_is_an_error_span_and_each_event_of_publish_events_is_i
         tmp_path,
         "embedded",
         HOOKLINE_ALLOW_PRIVATE_TARGETS="true",
-        HOOKLINE_RETRY_SCHEDULE="600",
+        HOOKLINE_RETRY_SCHEDULE="1",
         OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
         OTEL_BSP_SCHEDULE_DELAY="100",
     ) as server:
         webhook_to(server, receiver)
-        receiver.respond = lambda _: (503, {}, "down for maintenance")
+        # Each event's first attempt is answered 503, its retry (a second later) 200.
+        receiver.respond = lambda _: (503, {}, "down") if len(receiver.requests) <= 2 else (200, {}, "ok")
         publisher = server.key("acme", "publisher")
         events = [{"type": "alert.activated", "payload": {"n": n}} for n in range(2)]
         server.gql(publisher, PUBLISH_MANY, {"input": events}, headers={"traceparent": header}).ok()
 
-        requests = receiver.wait_for(2)
-        spans = spans_of_trace(collector, trace_id, {"hookline.publish": 1, "hookline.attempt": 2})
+        requests = receiver.wait_for(4)
+        spans = spans_of_trace(collector, trace_id, {"hookline.publish": 1, "hookline.attempt": 4})
 
+    assert len(requests) == 4
     assert {carried(r)[0] for r in requests} == {trace_id}
-    assert len(spans["hookline.publish"]) == 1
-    for attempt in spans["hookline.attempt"]:
-        assert attributes(attempt)["http.response.status_code"] == 503
-        assert attempt.status.code == attempt.status.STATUS_CODE_ERROR
-        assert attempt.status.message == "HTTP 503"
+    assert {carried(r)[1] for r in requests} == {a.span_id.hex() for a in spans["hookline.attempt"]}
+    (publish,) = spans["hookline.publish"]
+    outcomes = sorted(
+        (
+            str(attributes(a)["hookline.delivery_id"]),
+            attributes(a)["hookline.attempt"],
+            attributes(a)["http.response.status_code"],
+            a.status.code,
+            a.status.message,
+        )
+        for a in spans["hookline.attempt"]
+        if a.parent_span_id == publish.span_id
+    )
+    deliveries = sorted({r.headers["webhook-id"] for r in requests})
+    error, unset = Status.STATUS_CODE_ERROR, Status.STATUS_CODE_UNSET
+    assert outcomes == [
+        (delivery, number, *outcome)
+        for delivery in deliveries
+        for number, outcome in [(1, (503, error, "HTTP 503")), (2, (200, unset, ""))]
+    ]
 
 
 def test_without_an_endpoint_no_trace_is_made_and_targets_get_no_traceparent(
