@@ -28,6 +28,7 @@ class Publication:
     payload: Any
     idempotency_key: str | None = None
     occurred_at: datetime | None = None
+    trace_parent: str | None = None  # the W3C traceparent its attempts continue (when traces are on)
 
 
 def check_publication(event: Publication, max_payload_bytes: int, prefix: str = "") -> list[Problem]:
@@ -59,6 +60,8 @@ def check_publication(event: Publication, max_payload_bytes: int, prefix: str = 
 class Event(Aggregate):
     """A published event; with an idempotency key its id is derived, so a repeat collapses onto it."""
 
+    trace_parent: str | None = None  # (events recorded before traces were kept have none)
+
     @staticmethod
     def create_id(organization_id: UUID, idempotency_key: str | None, **_: Any) -> UUID:
         return ids.event_id(organization_id, idempotency_key) if idempotency_key else uuid4()
@@ -72,12 +75,14 @@ class Event(Aggregate):
         occurred_at: datetime,
         idempotency_key: str | None,
         actor: str,
+        trace_parent: str | None = None,
     ) -> None:
         self.organization_id = organization_id
         self.type = type
         self.payload = payload
         self.occurred_at = occurred_at
         self.idempotency_key = idempotency_key
+        self.trace_parent = trace_parent
         self.fanned_out = False
         self.webhook_ids: list[UUID] = []
 

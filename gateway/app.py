@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from opentelemetry.trace import Tracer
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -65,6 +66,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         live: LiveUpdates,
         key_usage: KeyUsage,
         document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
+        tracer: Tracer | None = None,
     ) -> None:
         schema = build_schema(document_cache_bytes)
         super().__init__(
@@ -78,6 +80,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.publish = publish
         self.live = live
         self.key_usage = key_usage
+        self.tracer = tracer
         self.graphiql, self.graphiql_policy = graphiql_page()
         self.prepared = PreparedPublishing(schema._schema, LIMIT_RULES, self.encode_json)
 
@@ -142,6 +145,8 @@ class HooklineGraphQL(GraphQL[Context, None]):
             live=self.live,
             key_usage=self.key_usage,
             authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
+            tracer=self.tracer,
+            traceparent=request.headers.get("traceparent") if self.tracer is not None else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -206,6 +211,7 @@ def create_app(
     max_request_bytes: int = DEFAULT_MAX_REQUEST,
     document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    tracer: Tracer | None = None,
 ) -> Starlette:
     """The gateway over an application.
 
@@ -216,7 +222,7 @@ def create_app(
     answer whether the store (and Redis) respond, and `stalled` names the background loops that stopped
     going round; `metrics` renders Prometheus text (some of it read from the store, so in a thread) and
     `responded` counts answers by status; `document_cache_bytes` bounds the parsed documents kept for
-    reuse.
+    reuse; `tracer` (None: traces off) makes each publish a span, continuing the request's `traceparent`.
     """
 
     async def readyz(_: Request) -> Response:
@@ -239,9 +245,16 @@ def create_app(
 
     authenticator = Authenticator(app.authenticate, used=key_usage.used)
     graphql = HooklineGraphQL(
-        app, authenticator, send, publish, live, key_usage, document_cache_bytes=document_cache_bytes
+        app,
+        authenticator,
+        send,
+        publish,
+        live,
+        key_usage,
+        document_cache_bytes=document_cache_bytes,
+        tracer=tracer,
     )
-    events = EventsEndpoint(authenticator, publish, max_payload_bytes)
+    events = EventsEndpoint(authenticator, publish, max_payload_bytes, tracer)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
+from opentelemetry.trace import Tracer
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
@@ -20,6 +21,7 @@ from domain.roles import Principal
 from domain.service.publishing import Published, Publishing
 from gateway.auth import Authenticator
 from gateway.live import LiveUpdates
+from gateway.tracing import publishing
 from gateway.usage import KeyUsage
 
 # Records one caller's events (`publishEvent`, `POST /events`), batched with other callers' into one
@@ -42,6 +44,8 @@ class Context:
     key_usage: KeyUsage
     authorization: str | None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload
+    tracer: Tracer | None = None  # None: traces are off, and no span is made
+    traceparent: str | None = None  # the request's W3C `traceparent` header, which a publish continues
     _principal: Principal | None = field(default=None, init=False)
     _health: DataLoader[UUID, WebhookHealth] | None = field(default=None, init=False)
 
@@ -77,8 +81,20 @@ class Context:
         return await self._health.load(webhook_id)
 
     async def publish(self, publication: Publication) -> tuple[UUID, bool]:
-        (published,) = await self.publisher(Publishing(await self.principal(), [publication], numbered=False))
-        return published
+        if self.tracer is None:
+            (published,) = await self.publisher(
+                Publishing(await self.principal(), [publication], numbered=False)
+            )
+            return published
+        with publishing(self.tracer, self.traceparent, [publication]) as traced:
+            (published,) = await self.publisher(Publishing(await self.principal(), traced, numbered=False))
+            return published
+
+    async def publish_events(self, publications: list[Publication]) -> list[tuple[UUID, bool]]:
+        if self.tracer is None:
+            return await self.run(Hookline.publish_events, publications)
+        with publishing(self.tracer, self.traceparent, publications) as traced:
+            return await self.run(Hookline.publish_events, traced)
 
 
 Info = StrawberryInfo[Context, Any]

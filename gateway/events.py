@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import structlog
+from opentelemetry.trace import Tracer
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.exceptions import StrawberryInputCoercionError
@@ -33,6 +34,7 @@ from gateway.context import Publish
 from gateway.errors import INTERNAL, error_body, plain_error
 from gateway.inputs import utc
 from gateway.limits import is_json, plain_refusal
+from gateway.tracing import publishing
 
 log = structlog.get_logger("hookline.gateway")
 
@@ -44,10 +46,17 @@ STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_
 class EventsEndpoint:
     """The two routes; `max_payload_bytes` tells a payload too large (413) from other bad input."""
 
-    def __init__(self, authenticator: Authenticator, publish: Publish, max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        publish: Publish,
+        max_payload_bytes: int,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.authenticator = authenticator
         self.publish = publish
         self.max_payload_bytes = max_payload_bytes
+        self.tracer = tracer  # None: traces off
 
     async def events(self, request: Request) -> Response:
         """`POST /events`: one event object, or a list of them."""
@@ -75,7 +84,11 @@ class EventsEndpoint:
                 numbered = many
             if too_large := self._too_large(publications, numbered):
                 return _response(413, plain_error(InvalidInput(too_large)))
-            published = await self.publish(Publishing(principal, publications, numbered=numbered))
+            if self.tracer is None:
+                published = await self.publish(Publishing(principal, publications, numbered=numbered))
+            else:
+                with publishing(self.tracer, request.headers.get("traceparent"), publications) as traced:
+                    published = await self.publish(Publishing(principal, traced, numbered=numbered))
         except HooklineError as error:
             answer = plain_error(_as_sent(error) if typed else error)
             return _response(STATUS.get(answer["error"]["code"], 500), answer)

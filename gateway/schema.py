@@ -199,7 +199,7 @@ class Mutation(AccessMutation):
 
     @strawberry.mutation
     async def publish_events(self, info: Info, input: list[PublishEventInput]) -> list[PublishedEvent]:
-        published = await info.context.run(Hookline.publish_events, [i.to_domain() for i in input])
+        published = await info.context.publish_events([i.to_domain() for i in input])
         return [PublishedEvent(event_id=strawberry.ID(str(e)), duplicate=d) for e, d in published]
 
     @strawberry.mutation

@@ -157,8 +157,14 @@ class Server:
         assert len(lines) == 1, result.stdout
         return lines[0]
 
-    def gql(self, key: str | None, query: str, variables: dict[str, Any] | None = None) -> GraphQLResult:
-        headers = {"Content-Type": "application/json"}
+    def gql(
+        self,
+        key: str | None,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> GraphQLResult:
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         body = json.dumps({"query": query, "variables": variables or {}}).encode()

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from arq.connections import ArqRedis, RedisSettings
 from eventsourcing.persistence import PersistenceError
+from opentelemetry.trace import Tracer
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -36,6 +37,7 @@ from hookline.keys import store_key
 from hookline.metrics import Metrics
 from hookline.runtime import SWEEP_BACKLOG, Liveness, settle_heap, sweeping
 from hookline.settings import Settings
+from hookline.tracing import tracer_from_env
 from store.operations import OperationsQueries
 from store.readmodel import ReadModel
 from store.storage import open_storage
@@ -187,6 +189,7 @@ def build_gateway(settings: Settings) -> Starlette:
     watched = OperationsQueries(read_model.db)
     metrics.watch_backlog(watched.oldest_due, utcnow)
     metrics.watch_failing(watched.failing_count)
+    tracer = tracer_from_env()
 
     async def store_ready() -> bool:
         await asyncio.to_thread(app.recorder.max_notification_id)
@@ -204,7 +207,7 @@ def build_gateway(settings: Settings) -> Starlette:
     def queueing() -> AbstractAsyncContextManager[Dispatcher]:
         if settings.redis_url:
             return redis_queue(views, settings, metrics, liveness)
-        return embedded_queue(app, views, settings, sender, metrics, liveness)
+        return embedded_queue(app, views, settings, sender, metrics, liveness, tracer)
 
     # Concurrent publishEvent and POST /events requests share a transaction; nothing waits while the
     # store is idle.
@@ -226,19 +229,26 @@ def build_gateway(settings: Settings) -> Starlette:
         max_request_bytes=settings.max_request_bytes,
         document_cache_bytes=settings.document_cache_bytes,
         max_payload_bytes=settings.max_payload_bytes,
+        tracer=tracer,
     )
 
 
 @asynccontextmanager
 async def embedded_queue(
-    app: Hookline, views: SweepViews, settings: Settings, sender: Sender, metrics: Metrics, liveness: Liveness
+    app: Hookline,
+    views: SweepViews,
+    settings: Settings,
+    sender: Sender,
+    metrics: Metrics,
+    liveness: Liveness,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[Dispatcher]:
     """The in-process queue that fans out and delivers inside `serve`: a delivery waiting for a slot
     leaves the queue, and a send that ends queues it again (see `ParkingSlots`)."""
     concurrency = settings.delivery_concurrency
     queue = InProcessQueue(concurrency=concurrency + embedded_reserve(concurrency))
     slots = ParkingSlots(queue.resume, embedded_share(concurrency), organizations=concurrency)
-    jobs = Jobs(app, sender.send, LocalRateLimiter(), slots)
+    jobs = Jobs(app, sender.send, LocalRateLimiter(), slots, tracer)
     metrics.queue_depth.set_function(lambda: queue.depth)
     async with queue.running(jobs.run):
         dispatcher = Dispatcher(queue, views)
@@ -293,7 +303,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         app.saved_listeners.append(Dispatcher(queue, opened.read_model.queries).recorded)
         # A job waiting for a slot holds its own a moment, else goes back to Redis (see HoldingSlots).
         slots = HoldingSlots(worker_share(settings.worker_jobs), worker_organizations(settings.worker_jobs))
-        jobs = Jobs(app, sender.send, limiter, slots)
+        jobs = Jobs(app, sender.send, limiter, slots, tracer_from_env())
         ctx.update(app=app, sender=sender, queue=queue, jobs=jobs)
         log.info("worker ready", frozen_objects=settle_heap())
 

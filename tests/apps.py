@@ -53,7 +53,7 @@ class RecordingQueue:
         self.fanned_out: list[UUID] = []
         self.delivered: list[tuple[UUID, datetime | None]] = []
 
-    def fan_out(self, event_id: UUID) -> None:
+    def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
         self.fanned_out.append(event_id)
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:

@@ -21,7 +21,7 @@ from workers.dispatch import Dispatcher
 
 
 class BrokenQueue(RecordingQueue):
-    def fan_out(self, event_id: UUID) -> None:
+    def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
         raise ConnectionError("redis is down")
 
 

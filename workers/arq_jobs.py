@@ -21,11 +21,14 @@ MAX_DEFERRALS = 100_000  # a rate-limited delivery may be put back many times; i
 JOB_TIMEOUT = 60  # longer than any attempt's total timeout; a killed worker's job runs again after it
 
 
-async def fan_out(ctx: dict[str, Any], *event_ids: str) -> int:
+async def fan_out(ctx: dict[str, Any], *event_ids: str, trace_parents: dict[str, str] | None = None) -> int:
     """Fans out the events the queue gathered into the job (one, or a flush's worth). An event that
-    cannot be fanned out fails the job once the others are done; the sweeper queues it again."""
+    cannot be fanned out fails the job once the others are done; the sweeper queues it again.
+    `trace_parents`: the traceparent each event was published with, when traces are on."""
+    traced = trace_parents or {}
     made = await asyncio.gather(
-        *(ctx["jobs"].fan_out(UUID(event_id)) for event_id in event_ids), return_exceptions=True
+        *(ctx["jobs"].fan_out(UUID(event_id), traced.get(event_id)) for event_id in event_ids),
+        return_exceptions=True,
     )
     for result in made:
         if isinstance(result, BaseException):

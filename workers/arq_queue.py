@@ -70,16 +70,23 @@ class ArqQueue:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, int, int, bytes]] = []
         self._fan_outs: list[str] = []
+        self._trace_parents: dict[str, str] = {}  # of events to fan out, when traces are on
         self._flushing: set[asyncio.Task[None]] = set()
 
-    def fan_out(self, event_id: UUID) -> None:
-        self._add(fan_out=str(event_id))
+    def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
+        self._add(fan_out=str(event_id), trace_parent=trace_parent)
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
         job = self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
         self._add(job=job)
 
-    def _add(self, *, job: tuple[str, int, int, bytes] | None = None, fan_out: str | None = None) -> None:
+    def _add(
+        self,
+        *,
+        job: tuple[str, int, int, bytes] | None = None,
+        fan_out: str | None = None,
+        trace_parent: str | None = None,
+    ) -> None:
         """Adds to the pending lists; the first addition since the last flush schedules one. The lists
         are looked up under the lock: a flush swaps them for new ones, and one looked up before it
         would take the item after the flush had taken that list (a job lost until the next sweep)."""
@@ -88,17 +95,24 @@ class ArqQueue:
                 self._pending.append(job)
             if fan_out is not None:
                 self._fan_outs.append(fan_out)
+                if trace_parent is not None:
+                    self._trace_parents[fan_out] = trace_parent
             first = len(self._pending) + len(self._fan_outs) == 1
         if first:
             self.loop.call_soon_threadsafe(self._flush_soon)
 
     def _job(
-        self, job_id: str, function: str, args: tuple[object, ...], at: datetime | None
+        self,
+        job_id: str,
+        function: str,
+        args: tuple[object, ...],
+        at: datetime | None,
+        kwargs: dict[str, object] | None = None,
     ) -> tuple[str, int, int, bytes]:
         """What ENQUEUE takes for a job: its id, score (when it may run), time to live, and body."""
         now = timestamp_ms()
         score = to_unix_ms(at) if at is not None else now
-        job = serialize_job(function, args, {}, None, now, serializer=self.redis.job_serializer)
+        job = serialize_job(function, args, kwargs or {}, None, now, serializer=self.redis.job_serializer)
         return job_id, score, score - now + self.redis.expires_extra_ms, job
 
     def _flush_soon(self) -> None:
@@ -110,9 +124,12 @@ class ArqQueue:
         with self._lock:
             pending, self._pending = self._pending, []
             fan_outs, self._fan_outs = list(dict.fromkeys(self._fan_outs)), []
+            trace_parents, self._trace_parents = self._trace_parents, {}
         for start in range(0, len(fan_outs), FAN_OUT_BATCH):
             events = tuple(fan_outs[start : start + FAN_OUT_BATCH])
-            pending.append(self._job(fan_out_job_id(events), FAN_OUT, events, None))
+            traced = {e: trace_parents[e] for e in events if e in trace_parents}
+            kwargs: dict[str, object] | None = {"trace_parents": traced} if traced else None
+            pending.append(self._job(fan_out_job_id(events), FAN_OUT, events, None, kwargs))
         for start in range(0, len(pending), FLUSH_LIMIT):
             args = [value for job in pending[start : start + FLUSH_LIMIT] for value in job]
             try:

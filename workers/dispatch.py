@@ -30,7 +30,7 @@ PUBLISHED: type = getattr(Event, "Published")  # noqa: B009 - the class @event("
 
 
 class JobQueue(Protocol):
-    def fan_out(self, event_id: UUID) -> None: ...
+    def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None: ...
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None: ...
 
@@ -48,7 +48,7 @@ class Dispatcher:
             created = [r.domain_event for r in recordings]
             for e in created:
                 if isinstance(e, PUBLISHED):
-                    self.queue.fan_out(e.originator_id)
+                    self.queue.fan_out(e.originator_id, getattr(e, "trace_parent", None))
             new = [e for e in created if isinstance(e, Delivery.Created)]
             if new:
                 ordered = self._ordered({getattr(e, "webhook_id") for e in new})  # noqa: B009

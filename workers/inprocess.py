@@ -49,8 +49,8 @@ class InProcessQueue:
         self._incoming: list[tuple[Job, float]] = []
 
     # Thread-safe: the log follower calls these from its thread.
-    def fan_out(self, event_id: UUID) -> None:
-        self._submit(FanOut(event_id), None)
+    def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
+        self._submit(FanOut(event_id, trace_parent), None)
 
     def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
         self._submit(Deliver(delivery_id), at)

@@ -15,6 +15,7 @@ from uuid import UUID
 import psycopg
 import structlog
 from eventsourcing.persistence import PersistenceError
+from opentelemetry.trace import Tracer
 from redis.exceptions import RedisError
 
 from domain.application import Hookline, NotDue, NothingToSend, Prepared, PreparedDelivery
@@ -25,6 +26,7 @@ from workers.batching import Batcher
 from workers.jobtypes import DONE, Deliver, FanOut, Job, Later, Outcome
 from workers.ratelimit import RateLimiter
 from workers.slots import Slot, WebhookSlots
+from workers.tracing import traced_fan_out, traced_send
 
 log = structlog.get_logger("hookline.jobs")
 
@@ -40,13 +42,22 @@ REMEMBERED = 10_000  # jobs whose failures are counted, at most (the oldest are 
 
 class Jobs:
     """The fan-out and deliver jobs of a process, whichever queue runs them; a delivery is sent
-    within the process's delivery slots (`slots`, see `workers.slots`)."""
+    within the process's delivery slots (`slots`, see `workers.slots`). With a `tracer`, each fan-out
+    and attempt is a span (see `workers.tracing`); without one, no span is made at all."""
 
-    def __init__(self, app: Hookline, send: Send, limiter: RateLimiter, slots: WebhookSlots) -> None:
+    def __init__(
+        self,
+        app: Hookline,
+        send: Send,
+        limiter: RateLimiter,
+        slots: WebhookSlots,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.app = app
         self.send = send
         self.limiter = limiter
         self.slots = slots
+        self.tracer = tracer
         self._failures: OrderedDict[UUID, int] = OrderedDict()  # jobs' runs failed by their own error
         self._fan_outs: Batcher[UUID, list[UUID]] = Batcher(self._fan_out_all)
         self._records: Batcher[tuple[Delivery, Attempt], None] = Batcher(self._record_all)
@@ -58,11 +69,17 @@ class Jobs:
         match job:
             case Deliver(delivery_id):
                 return await self.deliver(delivery_id)
-            case FanOut(event_id):
-                await self.fan_out(event_id)
+            case FanOut(event_id, trace_parent):
+                await self.fan_out(event_id, trace_parent)
                 return DONE
 
-    async def fan_out(self, event_id: UUID) -> list[UUID]:
+    async def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> list[UUID]:
+        """Fans the event out; `trace_parent`, its publish's traceparent, is what its span continues."""
+        if self.tracer is not None:
+            return await traced_fan_out(self.tracer, event_id, trace_parent, lambda: self._fan_out(event_id))
+        return await self._fan_out(event_id)
+
+    async def _fan_out(self, event_id: UUID) -> list[UUID]:
         made = await self._bounded("fan_out", event_id, lambda: self._fan_outs.submit(event_id))
         return made or []
 
@@ -125,7 +142,10 @@ class Jobs:
                 if not isinstance(taken, Slot):
                     return taken
                 slot = taken
-            attempt = await self.send(prepared.request, prepared.delivery.next_attempt_number)
+            if self.tracer is None:
+                attempt = await self.send(prepared.request, prepared.delivery.next_attempt_number)
+            else:
+                attempt = await traced_send(self.tracer, self.send, prepared)
         finally:
             if slot is not None:
                 self.slots.give_back(slot)

@@ -3,13 +3,16 @@ or when the queue runs it again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 
 @dataclass(frozen=True, slots=True)
 class FanOut:
     event_id: UUID
+    # The publish's traceparent, for the fan-out's span; not part of what the job is (a job queued
+    # again by the sweeper, without it, is the same job).
+    trace_parent: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class PreparedDelivery:
     request: OutgoingRequest
     webhook_id: UUID
     rate_limit_per_second: int | None
+    trace_parent: str | None = None  # the publish's W3C traceparent, which the attempt continues
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class DeliveryCommands(HooklineBase):
             with suppress(IntegrityError):  # changed meanwhile: its next job decides again
                 self.save(delivery)
             return NOTHING_TO_SEND
-        return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second)
+        return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second, event.trace_parent)
 
     def record_attempts(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> None:
         """Records attempts' outcomes in one transaction, each with when to try again; 410 Gone also

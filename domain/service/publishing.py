@@ -73,6 +73,7 @@ class PublishingCommands(HooklineBase):
                 occurred_at=publication.occurred_at or now,
                 idempotency_key=publication.idempotency_key,
                 actor=request.principal.actor,
+                trace_parent=publication.trace_parent,
             )
             for publication in request.events
         ]
