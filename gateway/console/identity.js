@@ -42,7 +42,7 @@ async function probe(key) {
   else if (forbidden(audit)) role = "viewer";
   else role = await adminOrAuditor(attempt);
   const first = audit.data?.auditLog.edges[0]?.node;
-  const organization = first?.eventType === "Organization.Created" ? first.data.name : null;
+  const organization = first?.eventType === "Organization.Created" ? first.data?.name ?? null : null;
   return { role, organization };
 }
 
