@@ -24,7 +24,7 @@ from store.sql import Cursor, Database
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS hl_audit ("
-    " position {bigint} PRIMARY KEY, organization_id TEXT NOT NULL, aggregate_id TEXT NOT NULL,"
+    " position {bigint} PRIMARY KEY, organization_id {blob} NOT NULL, aggregate_id {blob} NOT NULL,"
     " data_hash {blob} NOT NULL, hash {blob} NOT NULL, previous_hash {blob} NOT NULL)",
     "CREATE INDEX IF NOT EXISTS hl_audit_org ON hl_audit (organization_id, position)",
     "CREATE INDEX IF NOT EXISTS hl_audit_aggregate ON hl_audit (aggregate_id, position)",
@@ -108,7 +108,16 @@ class AuditTrail:
                 digest_of_data = data_hash(record["data"])
                 digest = chain_hash(previous, chained_form({**record, "dataHash": digest_of_data}))
                 heads[organization] = digest
-                migrated.append((position, organization, aggregate, digest_of_data, digest, previous))
+                migrated.append(
+                    (
+                        position,
+                        UUID(organization).bytes,
+                        UUID(aggregate).bytes,
+                        digest_of_data,
+                        digest,
+                        previous,
+                    )
+                )
             self._insert(c, migrated)
         c.execute("DELETE FROM hl_audit_heads")
         if heads:
@@ -152,7 +161,14 @@ class AuditTrail:
         previous = self.head(c, organization_id)
         digest = chain_hash(previous, chained_form({**record, "dataHash": digest_of_data}))
         self._rows.append(
-            (position, organization_id.hex, domain_event.originator_id.hex, digest_of_data, digest, previous)
+            (
+                position,
+                organization_id.bytes,
+                domain_event.originator_id.bytes,
+                digest_of_data,
+                digest,
+                previous,
+            )
         )
         self.heads[organization_id] = digest
         self._moved_heads.add(organization_id)
@@ -177,9 +193,9 @@ class AuditTrail:
         self._owner_rows = {}
         self._moved_heads = set()
 
-    def _insert(self, c: Cursor, rows: Sequence[tuple[int, str, str, str, str, str]]) -> None:
-        """Rows of (position, organisation, aggregate, dataHash, hash, previousHash), hashes in hex,
-        kept as their 32 bytes."""
+    def _insert(self, c: Cursor, rows: Sequence[tuple[int, bytes, bytes, str, str, str]]) -> None:
+        """Rows of (position, organisation, aggregate, dataHash, hash, previousHash): ids as their 16
+        bytes, hashes in hex, kept as their 32 bytes."""
         c.executemany(
             "INSERT INTO hl_audit (position, organization_id, aggregate_id, data_hash, hash, previous_hash)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -231,7 +247,7 @@ class AuditTrail:
         stored = stored_events_at(c, self.db, [row[0] for row in rows])
         found = []
         for position, organization, digest_of_data, digest, previous in rows:
-            record = self._derived(position, UUID(organization), stored.get(position))
+            record = self._derived(position, UUID(bytes=bytes(organization)), stored.get(position))
             if record is None:
                 raise MissingStoredEvent(position)
             record["dataHash"] = bytes(digest_of_data).hex()
@@ -244,10 +260,10 @@ class AuditTrail:
         self, c: Cursor, organization_id: UUID, aggregate_id: UUID | None, first: int, after: int | None
     ) -> tuple[list[dict[str, Any]], int, bool]:
         where = "organization_id = ?"
-        params: list[Any] = [organization_id.hex]
+        params: list[Any] = [organization_id.bytes]
         if aggregate_id is not None:
             where += " AND aggregate_id = ?"
-            params.append(aggregate_id.hex)
+            params.append(aggregate_id.bytes)
         c.execute(f"SELECT COUNT(*) FROM hl_audit WHERE {where}", params)
         total = int(c.fetchone()[0])
         c.execute(
@@ -271,7 +287,7 @@ class AuditTrail:
                     c.execute(
                         f"SELECT {ROW} FROM hl_audit"
                         " WHERE organization_id = ? AND position > ? ORDER BY position LIMIT ?",
-                        (organization_id.hex, position, VERIFY_BATCH),
+                        (organization_id.bytes, position, VERIFY_BATCH),
                     )
                 rows = c.fetchall()
                 if not rows:

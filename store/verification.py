@@ -91,7 +91,7 @@ class ChainVerifier:
         with self.db.transaction(commit=False) as c:
             c.execute(
                 "SELECT MAX(position) FROM hl_audit WHERE organization_id = ? AND position <= ?",
-                (organization_id.hex, until),
+                (organization_id.bytes, until),
             )
             row = c.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -174,7 +174,7 @@ class _StoredEvents:
             c.execute(
                 "SELECT position, hash, previous_hash, data_hash FROM hl_audit"
                 " WHERE organization_id = ? AND position <= ?",
-                (organization_id.hex, until),
+                (organization_id.bytes, until),
             )
             return {
                 row[0]: (bytes(row[1]).hex(), bytes(row[2]).hex(), bytes(row[3]).hex())
