@@ -27,6 +27,7 @@ from domain.roles import Role
 from domain.webhooks import WebhookSpec
 from hookline.settings import Settings
 from hookline.wiring import Opened, open_application
+from store.audit import MissingStoredEvent
 from tests.support import Receiver, Server, postgres_database
 from tests.test_audit_plane import (
     GENESIS,
@@ -355,3 +356,5 @@ def test_a_v1_record_whose_stored_event_is_gone_is_migrated_from_its_copy_and_st
                 data_hash, digest = (bytes(value).hex() for value in c.fetchone())
             kept = next(e for e in v2 if e["position"] == gone)
             assert (data_hash, digest) == (kept["dataHash"], kept["hash"])
+            with pytest.raises(MissingStoredEvent, match=f"audit record {gone} "):
+                exported(opened)  # (its content is nowhere else)
