@@ -28,10 +28,6 @@ SCHEMA = [
     " data_hash {blob} NOT NULL, hash {blob} NOT NULL, previous_hash {blob} NOT NULL)",
     "CREATE INDEX IF NOT EXISTS hl_audit_org ON hl_audit (organization_id, position)",
     "CREATE INDEX IF NOT EXISTS hl_audit_aggregate ON hl_audit (aggregate_id, position)",
-    "CREATE TABLE IF NOT EXISTS hl_audit_owners ("
-    " aggregate_id TEXT PRIMARY KEY, organization_id TEXT NOT NULL)",
-    # an organisation's aggregates, for verifying its chain alone
-    "CREATE INDEX IF NOT EXISTS hl_audit_owners_org ON hl_audit_owners (organization_id)",
     "CREATE TABLE IF NOT EXISTS hl_audit_heads (organization_id TEXT PRIMARY KEY, hash TEXT NOT NULL)",
 ]
 CHAIN = "2"  # the chain the trail holds, in the read model's meta table as `audit_chain`
@@ -56,7 +52,7 @@ class AuditTrail:
         self.heads: dict[UUID, str] = {}
         self.chained_until = 0  # positions up to here are in the trail already (a read-model rebuild)
         self._rows: list[tuple[Any, ...]] = []
-        self._owner_rows: dict[UUID, UUID] = {}  # learnt in this batch, written at its end
+        self._learnt: dict[UUID, UUID] = {}  # owners named in this batch, whose rows are not written yet
         self._moved_heads: set[UUID] = set()
 
     def create_tables(self, c: Cursor, had_read_model: bool) -> None:
@@ -125,6 +121,7 @@ class AuditTrail:
                 "INSERT INTO hl_audit_heads (organization_id, hash) VALUES (?, ?)", list(heads.items())
             )
         c.execute("DROP TABLE hl_audit_v1")
+        c.execute("DROP TABLE IF EXISTS hl_audit_owners")  # v1's owners: hl_audit names them now
 
     def _derived(
         self, position: int, organization_id: UUID, stored: StoredEvent | None
@@ -147,7 +144,7 @@ class AuditTrail:
         self.owners.clear()
         self.heads.clear()
         self._rows.clear()
-        self._owner_rows.clear()
+        self._learnt.clear()
         self._moved_heads.clear()
 
     def apply(self, c: Cursor, position: int, domain_event: DomainEventProtocol[UUID]) -> None:
@@ -175,12 +172,6 @@ class AuditTrail:
 
     def write(self, c: Cursor) -> None:
         """Writes what `apply` gathered for the batch (in the batch's transaction)."""
-        if self._owner_rows:
-            c.executemany(
-                "INSERT INTO hl_audit_owners (aggregate_id, organization_id) VALUES (?, ?)"
-                " ON CONFLICT (aggregate_id) DO NOTHING",
-                [(aggregate.hex, owner.hex) for aggregate, owner in self._owner_rows.items()],
-            )
         if self._rows:
             self._insert(c, self._rows)
         if self._moved_heads:
@@ -190,7 +181,7 @@ class AuditTrail:
                 [(organization.hex, self.heads[organization]) for organization in self._moved_heads],
             )
         self._rows = []
-        self._owner_rows = {}
+        self._learnt = {}
         self._moved_heads = set()
 
     def _insert(self, c: Cursor, rows: Sequence[tuple[int, bytes, bytes, str, str, str]]) -> None:
@@ -211,18 +202,18 @@ class AuditTrail:
         named = named_owner(domain_event)
         if named is not None:
             if aggregate_id not in self.owners:
-                self._owner_rows[aggregate_id] = named
+                self._learnt[aggregate_id] = named
                 self._remember(aggregate_id, named)
             return named
-        known = self.owners.get(aggregate_id) or self._owner_rows.get(aggregate_id)
-        if known is None:
+        known = self.owners.get(aggregate_id) or self._learnt.get(aggregate_id)
+        if known is None:  # the owner of the aggregate's first record (its creation)
             c.execute(
-                "SELECT organization_id FROM hl_audit_owners WHERE aggregate_id = ?", (aggregate_id.hex,)
+                "SELECT organization_id FROM hl_audit WHERE aggregate_id = ? LIMIT 1", (aggregate_id.bytes,)
             )
             row = c.fetchone()
             if row is None:
                 return None
-            known = UUID(row[0])
+            known = UUID(bytes=bytes(row[0]))
             self._remember(aggregate_id, known)
         return known
 

@@ -3,9 +3,9 @@
 The chain is recomputed from the events at the positions of the organisation's trail (`hl_audit`), in
 store order, and compared with the trail, each record's data with its `dataHash` (an erased record's
 data, gone, enters only through the hash the trail holds): an event that was changed or removed breaks
-it at its position, and so does an event slipped in for one of its aggregates (`hl_audit_owners`). No other
-organisation's event is read. (An event slipped in under a new aggregate id is not looked for: telling
-whose it is would take decrypting every stored event, the cost this module exists to avoid.)
+it at its position, and so does an event slipped in for one of the aggregates its trail names. No
+other organisation's event is read. (An event slipped in under a new aggregate id is not looked for:
+telling whose it is would take decrypting every stored event, the cost this module exists to avoid.)
 
 At most one verification of an organisation runs at a time: a caller that comes meanwhile waits for it
 and shares its answer, and so does one that comes shortly after while the organisation's trail has not
@@ -188,9 +188,10 @@ class _StoredEvents:
     def aggregates(self, organization_id: UUID) -> list[str]:
         with self.db.transaction(commit=False) as c:
             c.execute(
-                "SELECT aggregate_id FROM hl_audit_owners WHERE organization_id = ?", (organization_id.hex,)
+                "SELECT DISTINCT aggregate_id FROM hl_audit WHERE organization_id = ?",
+                (organization_id.bytes,),
             )
-            return [row[0] for row in c.fetchall()]
+            return [UUID(bytes=bytes(row[0])).hex for row in c.fetchall()]
 
     def of_aggregates(self, aggregates: Sequence[str], until: int) -> list[int]:
         """The positions of the aggregates' stored events."""

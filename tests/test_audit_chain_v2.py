@@ -258,6 +258,8 @@ V1_SCHEMA = (
     " record {blob} NOT NULL, hash TEXT NOT NULL, previous_hash TEXT NOT NULL)",
     "CREATE INDEX hl_audit_org ON hl_audit (organization_id, position)",
     "CREATE INDEX hl_audit_aggregate ON hl_audit (aggregate_id, position)",
+    "CREATE TABLE hl_audit_owners (aggregate_id TEXT PRIMARY KEY, organization_id TEXT NOT NULL)",
+    "CREATE INDEX hl_audit_owners_org ON hl_audit_owners (organization_id)",
 )
 
 
@@ -293,6 +295,11 @@ def made_v1(opened: Opened) -> list[dict[str, Any]]:
                 ),
             )
             heads[organization] = digest
+            c.execute(
+                "INSERT INTO hl_audit_owners (aggregate_id, organization_id) VALUES (?, ?)"
+                " ON CONFLICT (aggregate_id) DO NOTHING",
+                (UUID(record["aggregateId"]).hex, organization),
+            )
             records.append({**record, "previousHash": previous, "hash": digest})
         for organization, digest in heads.items():
             c.execute("UPDATE hl_audit_heads SET hash = ? WHERE organization_id = ?", (digest, organization))
