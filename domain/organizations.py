@@ -12,11 +12,12 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import Problem
-from domain.roles import Role
+from domain.roles import SYSTEM_ACTOR, Role
 
 KEY_PREFIX = "hkl_"
 _KEY = re.compile(r"hkl_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")  # full-matched
 MAX_ORGANIZATION_NAME = 100
+MAX_KEY_NAME = 100
 
 
 def check_organization_name(name: str) -> list[Problem]:
@@ -24,6 +25,16 @@ def check_organization_name(name: str) -> list[Problem]:
         return [Problem("org", "must not be empty")]
     if len(name) > MAX_ORGANIZATION_NAME:
         return [Problem("org", f"must be at most {MAX_ORGANIZATION_NAME} characters")]
+    return []
+
+
+def check_key_name(name: str | None) -> list[Problem]:
+    if name is None:
+        return []
+    if not name.strip():
+        return [Problem("name", "must not be empty when given")]
+    if len(name) > MAX_KEY_NAME:
+        return [Problem("name", f"must be at most {MAX_KEY_NAME} characters")]
     return []
 
 
@@ -53,7 +64,9 @@ class Organization(Aggregate):
 
 
 class ApiKey(Aggregate):
-    """One API key of one organisation, with one role."""
+    """One API key of one organisation, with one role (and a name to tell it by, if given)."""
+
+    name: str | None = None  # states kept before keys had names have none
 
     @staticmethod
     def create_id(key_id: UUID, **_: Any) -> UUID:
@@ -61,8 +74,16 @@ class ApiKey(Aggregate):
 
     @event("Issued")
     def __init__(
-        self, key_id: UUID, organization_id: UUID, organization_name: str, role: str, key_hash: str
+        self,
+        key_id: UUID,
+        organization_id: UUID,
+        organization_name: str,
+        role: str,
+        key_hash: str,
+        name: str | None = None,
+        actor: str = SYSTEM_ACTOR,  # who issued it, for the audit trail
     ) -> None:
+        self.name = name
         self.organization_id = organization_id
         self.organization_name = organization_name
         self.role: str = Role(role).value

@@ -31,6 +31,7 @@ class Permission(enum.Enum):
     DEFINE_EVENT_TYPES = "define event types"
     PUBLISH_EVENTS = "publish events"
     READ_AUDIT_LOG = "read audit log"
+    MANAGE_API_KEYS = "manage API keys"
 
 
 _READ_ALL = frozenset(

@@ -43,6 +43,7 @@ from gateway.limits import BodyLimit, is_json, refusal
 from gateway.live import LiveUpdates
 from gateway.schema import DEFAULT_DOCUMENT_CACHE_BYTES, build_schema
 from gateway.sockets import KeyCheckingHandler
+from gateway.usage import KeyUsage
 
 Background = Callable[[], AbstractAsyncContextManager[None]]
 READY_TIMEOUT = 2.0
@@ -60,6 +61,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         send: Send,
         publish: Publish,
         live: LiveUpdates,
+        key_usage: KeyUsage,
         document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES,
     ) -> None:
         super().__init__(
@@ -72,6 +74,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
         self.send = send
         self.publish = publish
         self.live = live
+        self.key_usage = key_usage
         self.graphiql, self.graphiql_policy = graphiql_page()
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
@@ -128,6 +131,7 @@ class HooklineGraphQL(GraphQL[Context, None]):
             send=self.send,
             publisher=self.publish,
             live=self.live,
+            key_usage=self.key_usage,
             authorization=request.headers.get("authorization") if isinstance(request, Request) else None,
         )
 
@@ -154,6 +158,7 @@ def create_app(
     send: Send,
     publish: Publish,
     live: LiveUpdates,
+    key_usage: KeyUsage,
     background: Background | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
     metrics: MetricsText | None = None,
@@ -163,7 +168,8 @@ def create_app(
     """The gateway over an application.
 
     `send` sends `sendTest` requests; `publish` records the event of one `publishEvent`; `live`
-    streams delivery updates (fed by the log follower); `background` runs for the life of the server
+    streams delivery updates (fed by the log follower); `key_usage` notes when each key was last
+    used, and writes it out while the server runs; `background` runs for the life of the server
     (follower, queue); `ready_checks` answer whether the store (and Redis) respond; `metrics` renders
     Prometheus text; `document_cache_bytes` bounds the parsed documents kept for reuse.
     """
@@ -182,17 +188,19 @@ def create_app(
         body = metrics() if metrics else b""
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    authenticator = Authenticator(app.authenticate, used=key_usage.used)
     graphql = HooklineGraphQL(
-        app, Authenticator(app.authenticate), send, publish, live, document_cache_bytes=document_cache_bytes
+        app, authenticator, send, publish, live, key_usage, document_cache_bytes=document_cache_bytes
     )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if background is None:
-            yield
-            return
-        async with background():
-            yield
+        async with key_usage.flushing():
+            if background is None:
+                yield
+                return
+            async with background():
+                yield
 
     routes: list[Any] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

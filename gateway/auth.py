@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
+from uuid import UUID
 
 from domain.errors import Unauthenticated
 from domain.roles import Principal
@@ -23,13 +24,18 @@ def bearer_key(authorization: str | None) -> str | None:
 
 
 class Authenticator:
-    """Turns a presented key into a principal; a key that was revoked stops working within seconds."""
+    """Turns a presented key into a principal; a key that was revoked stops working within seconds.
+    `used` is told the id of every key it accepts (a request, or an open socket's check)."""
 
     def __init__(
-        self, authenticate: Callable[[str], Principal], clock: Callable[[], float] = time.monotonic
+        self,
+        authenticate: Callable[[str], Principal],
+        clock: Callable[[], float] = time.monotonic,
+        used: Callable[[UUID], None] = lambda _: None,
     ) -> None:
         self._authenticate = authenticate
         self._clock = clock
+        self._used = used
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     async def principal(self, authorization: str | None) -> Principal:
@@ -40,9 +46,11 @@ class Authenticator:
         now = self._clock()
         cached = self._cache.get(digest)
         if cached and cached[0] > now:
-            return cached[1]
-        principal = await asyncio.to_thread(self._authenticate, key)
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[digest] = (now + CACHE_SECONDS, principal)
+            principal = cached[1]
+        else:
+            principal = await asyncio.to_thread(self._authenticate, key)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[digest] = (now + CACHE_SECONDS, principal)
+        self._used(principal.key_id)
         return principal

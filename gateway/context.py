@@ -17,6 +17,7 @@ from domain.requests import Send
 from domain.roles import Principal
 from gateway.auth import Authenticator
 from gateway.live import LiveUpdates
+from gateway.usage import KeyUsage
 
 # Records one event for a caller (`publishEvent`): its id and whether it repeats an earlier one.
 Publish = Callable[[Principal, Publication], Awaitable[tuple[UUID, bool]]]
@@ -34,6 +35,7 @@ class Context:
     send: Send
     publisher: Publish
     live: LiveUpdates
+    key_usage: KeyUsage
     authorization: str | None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws `connection_init` payload
     _principal: Principal | None = field(default=None, init=False)

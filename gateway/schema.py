@@ -21,6 +21,7 @@ from domain.application import Hookline
 from domain.deliveries import DeliveryStatus
 from domain.errors import InvalidInput, Problem
 from domain.roles import Permission
+from gateway.access import AccessMutation, AccessQuery
 from gateway.context import Info
 from gateway.documents import CachedDocuments, DocumentCache
 from gateway.errors import ErrorCodes
@@ -54,7 +55,7 @@ DEFAULT_DOCUMENT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @strawberry.type
-class Query:
+class Query(AccessQuery):
     @strawberry.field
     async def webhooks(
         self,
@@ -148,7 +149,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(AccessMutation):
     @strawberry.mutation
     async def create_webhook(self, info: Info, input: CreateWebhookInput) -> Webhook:
         principal, webhook = await info.context.run_with_caller(

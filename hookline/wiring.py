@@ -33,6 +33,7 @@ from domain.targets import IPAddress
 from domain.views import SweepViews
 from gateway.app import create_app
 from gateway.live import LiveUpdates
+from gateway.usage import KeyUsage
 from hookline import __version__, runtime
 from hookline.keys import store_key
 from hookline.metrics import Metrics
@@ -40,6 +41,7 @@ from hookline.runtime import SWEEP_BACKLOG, settle_heap, sweeping
 from hookline.settings import Settings
 from store.readmodel import ReadModel
 from store.storage import open_storage
+from store.usage import KeyUsageTable
 from workers import arq_jobs
 from workers.arq_queue import ArqQueue
 from workers.batching import Batcher
@@ -181,6 +183,7 @@ def build_gateway(settings: Settings) -> Starlette:
     )
     metrics = Metrics()
     read_model.listeners.append(metrics.count)
+    usage = KeyUsageTable(read_model.db)
 
     async def store_ready() -> bool:
         await asyncio.to_thread(app.recorder.max_notification_id)
@@ -212,6 +215,7 @@ def build_gateway(settings: Settings) -> Starlette:
         test_sender.send,
         publish,
         live,
+        KeyUsage(usage.record, usage.last_used),
         background=lambda: runtime.serving(
             app, read_model, settings, (sender, test_sender), live, metrics, queueing
         ),

@@ -392,6 +392,53 @@ def _replayed_work(result: GraphQLResult, call: Call) -> None:
     assert ok(result, "replayEvents") == 1  # E, published before the webhook existed
 
 
+# The caller and API keys
+
+
+def key_ids(world: World) -> set[str]:
+    return {str(uuid.UUID(key.split("_")[1])) for key in world.keys.values()}
+
+
+def _me_work(result: GraphQLResult, call: Call) -> None:
+    me = ok(result, "me")
+    assert (me["role"], me["organizationName"]) == (call.role.upper(), call.target.name)
+
+
+def _me_foreign(result: GraphQLResult, call: Call) -> None:
+    assert ok(result, "me")["organizationName"] == call.caller.name  # its own, whatever it names
+
+
+def _api_keys_work(result: GraphQLResult, call: Call) -> None:
+    listed = {k["id"] for k in ok(result, "apiKeys")}
+    assert key_ids(call.target) <= listed
+    assert not listed & (key_ids(call.worlds.frozen) | key_ids(call.worlds.other))
+
+
+def _api_keys_foreign(result: GraphQLResult, call: Call) -> None:
+    assert not {k["id"] for k in ok(result, "apiKeys")} & key_ids(call.target)
+
+
+def _created_key_work(result: GraphQLResult, call: Call) -> None:
+    created = ok(result, "createApiKey")
+    assert created["key"].startswith("hkl_")
+    assert created["apiKey"]["role"] == "VIEWER"
+
+
+def _revoked_key_work(result: GraphQLResult, call: Call) -> None:
+    assert ok(result, "revokeApiKey")["revoked"] is True
+
+
+def fresh_key(call: Call) -> str:
+    """The key to revoke: a new playground key for an allowed call, else the frozen viewer's."""
+    if call.target is call.worlds.playground:
+        created = call.worlds.server.gql(
+            call.target.admin,
+            "mutation { createApiKey(input: {role: VIEWER}) { apiKey { id } } }",
+        )
+        return str(ok(created, "createApiKey")["apiKey"]["id"])
+    return str(uuid.UUID(call.target.keys["viewer"].split("_")[1]))
+
+
 def _foreign_create(name: str) -> Check:
     def check(result: GraphQLResult, call: Call) -> None:
         assert ok(result, name)
@@ -604,6 +651,38 @@ OPERATIONS = [
         lambda c: {"id": fresh(c, DELIVERED)},
         _replayed_work,
         not_found("replayEvents"),
+    ),
+    Operation(
+        "me",
+        "{ me { keyId role organizationId organizationName } }",
+        EVERYONE,
+        lambda c: {},
+        _me_work,
+        _me_foreign,
+    ),
+    Operation(
+        "apiKeys",
+        "{ apiKeys { id name role createdAt lastUsedAt revoked } }",
+        ADMIN,
+        lambda c: {},
+        _api_keys_work,
+        _api_keys_foreign,
+    ),
+    Operation(
+        "createApiKey",
+        "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id role } } }",
+        ADMIN,
+        lambda c: {"i": {"name": "matrix", "role": "VIEWER"}},
+        _created_key_work,
+        _foreign_create("createApiKey"),
+    ),
+    Operation(
+        "revokeApiKey",
+        "mutation($id: ID!) { revokeApiKey(id: $id) { id revoked } }",
+        ADMIN,
+        lambda c: {"id": fresh_key(c)},
+        _revoked_key_work,
+        not_found("revokeApiKey"),
     ),
 ]
 BY_NAME = {operation.name: operation for operation in OPERATIONS}

@@ -10,10 +10,11 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import ids
 from domain.audit import Verification
-from domain.errors import InvalidInput, Unauthenticated
+from domain.errors import InvalidInput, NotFound, Unauthenticated
 from domain.organizations import (
     ApiKey,
     Organization,
+    check_key_name,
     check_organization_name,
     format_key,
     hash_key,
@@ -30,7 +31,8 @@ from domain.views import Page
 
 class AccessCommands(HooklineBase):
     def issue_key(self, organization_name: str, role: Role) -> str:
-        """Creates the organisation if new and returns a new key, which is stored only as a hash."""
+        """Creates the organisation if new and returns a new key, which is stored only as a hash (the
+        command line's way to the first key of an organisation)."""
         problems = check_organization_name(organization_name)
         if problems:
             raise InvalidInput(problems)
@@ -38,18 +40,53 @@ class AccessCommands(HooklineBase):
         if not self._fresh(Organization, [organization_id]):
             with suppress(IntegrityError):  # created meanwhile by another process: just as good
                 self.save(Organization(name=organization_name))
+        key, api_key = self._new_key(organization_id, organization_name, role, None, SYSTEM_ACTOR)
+        self.save(api_key)
+        return key
+
+    def create_api_key(self, principal: Principal, name: str | None, role: Role) -> tuple[str, ApiKey]:
+        """A new key of the caller's organisation: the key itself, shown this once, and its record."""
+        principal.require(Permission.MANAGE_API_KEYS)
+        problems = check_key_name(name)
+        if problems:
+            raise InvalidInput(problems)
+        key, api_key = self._new_key(
+            principal.organization_id, principal.organization_name, role, name, principal.actor
+        )
+        self._save_and_catch_up(api_key)
+        return key, api_key
+
+    def _new_key(
+        self, organization_id: UUID, organization_name: str, role: Role, name: str | None, actor: str
+    ) -> tuple[str, ApiKey]:
         key_id = uuid4()
         key = format_key(key_id, urlsafe(self.random_bytes(32)))
-        self.save(
-            ApiKey(
-                key_id=key_id,
-                organization_id=organization_id,
-                organization_name=organization_name,
-                role=role.value,
-                key_hash=hash_key(key),
-            )
+        api_key = ApiKey(
+            key_id=key_id,
+            organization_id=organization_id,
+            organization_name=organization_name,
+            role=role.value,
+            key_hash=hash_key(key),
+            name=name,
+            actor=actor,
         )
-        return key
+        return key, api_key
+
+    def organization_api_keys(self, principal: Principal) -> list[ApiKey]:
+        """The caller's organisation's keys (never their value), oldest first."""
+        principal.require(Permission.MANAGE_API_KEYS)
+        return self.views.api_keys(principal.organization_id)
+
+    def revoke_api_key(self, principal: Principal, key_id: UUID) -> ApiKey:
+        """Revokes a key of the caller's organisation (another's is not found: it is not said to
+        exist); the gateways refuse it within seconds, on open sockets too."""
+        principal.require(Permission.MANAGE_API_KEYS)
+        api_key = self._fresh(ApiKey, [key_id]).get(key_id)
+        if api_key is None or api_key.organization_id != principal.organization_id:
+            raise NotFound("no such API key")
+        api_key.revoke(actor=principal.actor)
+        self._save_and_catch_up(api_key)
+        return api_key
 
     def revoke_key(self, key_id: UUID, actor: str = SYSTEM_ACTOR) -> bool:
         """Revokes a key (from the command line); False when there is no such key."""

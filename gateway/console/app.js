@@ -1,6 +1,7 @@
 // The console's shell: sign-in, the top bar, the navigation and a small hash router.
 
 import { ApiError, LiveClient, forgetKey, storeKey, storedKey, whenUnauthenticated } from "./api.js";
+import { apiKeysView } from "./api-keys.js";
 import { credentialsView } from "./credentials.js";
 import { deliveriesView } from "./deliveries.js";
 import { button, field, h, replace } from "./dom.js";
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^\/webhooks\/([^/]+)\/history$/, historyView, P.READ_AUDIT_LOG],
   [/^\/credentials$/, credentialsView, P.READ_CREDENTIALS],
   [/^\/event-types$/, eventTypesView, P.READ_EVENT_TYPES],
+  [/^\/api-keys$/, apiKeysView, P.MANAGE_API_KEYS],
 ];
 
 const root = document.getElementById("app");
@@ -112,6 +114,7 @@ function shell() {
     ["#/webhooks", "Webhooks", P.READ_WEBHOOKS],
     ["#/credentials", "Credentials", P.READ_CREDENTIALS],
     ["#/event-types", "Event types", P.READ_EVENT_TYPES],
+    ["#/api-keys", "API keys", P.MANAGE_API_KEYS],
   ].filter(([, , need]) => session.can(need));
   replace(
     root,

@@ -1,16 +1,14 @@
-// Who a key belongs to: its role and organisation, found once per key while the page is open.
-// The API has no `me` query yet, so the role is worked out from what the key may do; when `me`
-// comes, only this module changes.
+// Who a key belongs to (`me`): its role and organisation, asked once per key while the page is open.
 
 import { gql } from "./api.js";
 
-const NIL_ID = "00000000-0000-0000-0000-000000000000";
-const found = new Map(); // key -> Promise<{role, organization}>
+const ME = "{ me { keyId role organizationId organizationName } }";
+const found = new Map(); // key -> Promise<{keyId, role, organization}>
 
-/** `{role, organization}` of a key; rejects (and forgets) when the key is not accepted. */
+/** `{keyId, role, organization}` of a key; rejects (and forgets) when the key is not accepted. */
 export function identify(key) {
   if (!found.has(key)) {
-    const identity = probe(key).catch((error) => {
+    const identity = ask(key).catch((error) => {
       found.delete(key);
       throw error;
     });
@@ -24,33 +22,7 @@ export function forgetIdentity(key) {
   found.delete(key);
 }
 
-async function probe(key) {
-  const attempt = (query) =>
-    gql(query, {}, key).then(
-      (data) => ({ data }),
-      (error) => ({ error }),
-    );
-  const [types, webhooks, audit] = await Promise.all([
-    attempt("{ eventTypes { name } }"),
-    attempt("{ webhooks(first: 1) { totalCount } }"),
-    attempt("{ auditLog(first: 1) { edges { node { eventType data } } } }"),
-  ]);
-  if (types.error) throw types.error;
-  const forbidden = (result) => result.error?.code === "FORBIDDEN";
-  let role;
-  if (forbidden(webhooks)) role = "publisher";
-  else if (forbidden(audit)) role = "viewer";
-  else role = await adminOrAuditor(attempt);
-  const first = audit.data?.auditLog.edges[0]?.node;
-  const organization = first?.eventType === "Organization.Created" ? first.data?.name ?? null : null;
-  return { role, organization };
-}
-
-/**
- * Admins and auditors read the same things; only an admin may change a webhook. Switching off the nil
- * id changes nothing: an admin is told it does not exist, an auditor that it may not.
- */
-async function adminOrAuditor(attempt) {
-  const probe = await attempt(`mutation { setWebhookActive(id: "${NIL_ID}", active: false) { id } }`);
-  return probe.error?.code === "NOT_FOUND" ? "admin" : "auditor";
+async function ask(key) {
+  const { me } = await gql(ME, {}, key);
+  return { keyId: me.keyId, role: me.role.toLowerCase(), organization: me.organizationName };
 }

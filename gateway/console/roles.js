@@ -14,6 +14,7 @@ export const PERMISSION = Object.freeze({
   DEFINE_EVENT_TYPES: "define event types",
   PUBLISH_EVENTS: "publish events",
   READ_AUDIT_LOG: "read audit log",
+  MANAGE_API_KEYS: "manage API keys",
 });
 
 const P = PERMISSION;

@@ -1,6 +1,7 @@
 // One webhook's overview: its definition, sending a test, and deleting it.
 
 import { gql } from "./api.js";
+import { confirmButton } from "./confirm.js";
 import { badge, button, h, pretty, replace, uid } from "./dom.js";
 import { PERMISSION as P } from "./roles.js";
 import { credentials, definitionEl } from "./shared.js";
@@ -124,43 +125,23 @@ function testResultEl(test) {
 }
 
 function deleteButton(ctx, webhook, body) {
-  const error = h("p", { class: "form-error", role: "alert", hidden: true });
-  const cancel = button("Cancel", () => dialog.close(), { autofocus: true });
-  const confirm = button(
-    "Delete webhook",
-    async () => {
-      confirm.disabled = true;
-      try {
-        await gql("mutation($id: ID!) { deleteWebhook(id: $id) }", { id: webhook.id });
-        dialog.close();
-        ctx.go("#/webhooks", `Deleted “${webhook.name}”. Its history stays readable in the audit log.`);
-      } catch (caught) {
-        error.hidden = false;
-        error.textContent = caught.message;
-        confirm.disabled = false;
-      }
+  return confirmButton(body, {
+    label: "Delete…",
+    title: `Delete “${webhook.name}”?`,
+    content: [
+      h(
+        "p",
+        {},
+        "This cannot be undone. No more events will be delivered to ",
+        h("code", {}, webhook.targetUrl),
+        ", and deliveries waiting for a retry stop.",
+      ),
+      h("p", { class: "muted" }, "Its history (the audit records and past versions) stays readable."),
+    ],
+    action: "Delete webhook",
+    run: async () => {
+      await gql("mutation($id: ID!) { deleteWebhook(id: $id) }", { id: webhook.id });
+      ctx.go("#/webhooks", `Deleted “${webhook.name}”. Its history stays readable in the audit log.`);
     },
-    { kind: "danger" },
-  );
-  const titleId = uid("delete");
-  const dialog = h(
-    "dialog",
-    { class: "dialog", "aria-labelledby": titleId },
-    h("h2", { id: titleId }, `Delete “${webhook.name}”?`),
-    h(
-      "p",
-      {},
-      "This cannot be undone. No more events will be delivered to ",
-      h("code", {}, webhook.targetUrl),
-      ", and deliveries waiting for a retry stop.",
-    ),
-    h("p", { class: "muted" }, "Its history (the audit records and past versions) stays readable."),
-    error,
-    h("div", { class: "actions" }, cancel, confirm),
-  );
-  body.append(dialog);
-  return button("Delete…", () => {
-    error.hidden = true;
-    dialog.showModal();
-  }, { kind: "danger-outline" });
+  });
 }
