@@ -104,6 +104,11 @@ def chained_form(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in OUTSIDE_CHAIN}
 
 
+def record_hash(previous_hash: str, record: Mapping[str, Any], digest_of_data: str) -> str:
+    """A record's hash in chain v2: its chained form with `dataHash`, after `previous_hash`."""
+    return chain_hash(previous_hash, chained_form({**record, "dataHash": digest_of_data}))
+
+
 _AS_IS = frozenset({str, int, float, bool, type(None)})
 _AS_TEXT: Mapping[type, Any] = MappingProxyType({UUID: str, datetime: datetime.isoformat})
 

@@ -275,9 +275,7 @@ class AuditRecord:
     data: JSON | None  # secrets redacted; null when erased
     data_hash: str  # hex SHA-256 of data's canonical JSON, kept when data is erased
     erased: bool
-    hash: (
-        str  # hex SHA-256 over previousHash and the canonical JSON of the record without hashes, data, erased
-    )
+    hash: str  # hex SHA-256 over previousHash and the record's chained form (without data)
     previous_hash: str
 
     @classmethod

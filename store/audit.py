@@ -19,7 +19,7 @@ import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from domain.audit import GENESIS, chain_hash, chained_form, data_hash, named_owner, record_of
+from domain.audit import GENESIS, data_hash, named_owner, record_hash, record_of
 from store.sql import Cursor, Database
 
 SCHEMA = [
@@ -102,7 +102,7 @@ class AuditTrail:
                     record = self._opened_v1(bytes(sealed))
                 previous = heads.get(organization, GENESIS)
                 digest_of_data = data_hash(record["data"])
-                digest = chain_hash(previous, chained_form({**record, "dataHash": digest_of_data}))
+                digest = record_hash(previous, record, digest_of_data)
                 heads[organization] = digest
                 migrated.append(
                     (
@@ -156,7 +156,7 @@ class AuditTrail:
         record = record_of(position, organization_id, domain_event)
         digest_of_data = data_hash(record["data"])
         previous = self.head(c, organization_id)
-        digest = chain_hash(previous, chained_form({**record, "dataHash": digest_of_data}))
+        digest = record_hash(previous, record, digest_of_data)
         self._rows.append(
             (
                 position,

@@ -23,7 +23,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from domain.audit import GENESIS, Verification, chain_hash, chained_form, data_hash, named_owner, record_of
+from domain.audit import GENESIS, Verification, data_hash, named_owner, record_hash, record_of
 from store.audit import stored_events_at
 from store.sql import Database
 
@@ -134,7 +134,7 @@ def _verify(events: _StoredEvents, organization_id: UUID, until: int) -> Verific
             digest, claimed_previous, claimed_data = trail[position]
             if not record["erased"] and data_hash(record["data"]) != claimed_data:
                 return Verification(False, checked, position, DATA_CHANGED)
-            computed = chain_hash(previous, chained_form({**record, "dataHash": claimed_data}))
+            computed = record_hash(previous, record, claimed_data)
             if (digest, claimed_previous) != (computed, previous):
                 return Verification(False, checked, position, CHANGED)
             previous = digest
