@@ -1,12 +1,16 @@
-"""The audit trail as records anyone can check: one record per stored event, chained by hashes.
+"""The audit trail as records anyone can check: one record per stored event, chained by hashes (chain v2).
 
 Each organisation's records form a chain in store order. A record is a JSON object (`position`,
 `organizationId`, `aggregateId`, `aggregateType`, `version`, `eventType`, `recordedAt`, `actor`,
-`data`); its `hash` is the hex SHA-256 of the UTF-8 bytes of `previousHash` followed by the record's
-canonical JSON (keys sorted, no spaces, non-ASCII kept as is). The first record of an organisation has
-`previousHash` = 64 zeros. Secrets in `data` are replaced by "[redacted]", and secret header values
-and the secrets of target URLs are masked as `domain.masking` says, for every reader: the chain is
-computed over the masked data, so an export verifies and holds no secret.
+`data`, `dataHash`, `erased`); `dataHash` is the hex SHA-256 of `data`'s canonical JSON (keys sorted,
+no spaces, non-ASCII kept as is), and the record's `hash` is the hex SHA-256 of the UTF-8 bytes of
+`previousHash` followed by the canonical JSON of its chained form: the record without `hash`,
+`previousHash`, `data` and `erased`. Data enters the chain through its hash alone, so that erasing it
+(`data` null, `erased` true) changes no hash. The first record of an organisation has `previousHash` =
+64 zeros. Secrets in `data` are replaced by "[redacted]", and secret header values and the secrets of
+target URLs are masked as `domain.masking` says, for every reader: `dataHash` is computed over the
+masked data, so an export verifies and holds no secret. Exports of chain v1 (no `dataHash`: the hash
+taken over the whole record, `data` included) still verify.
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ SECRET_FIELDS = frozenset(
         "headerValue",
     }
 )
-_NOT_DATA = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
+_NOT_DATA = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "erased"}
+)
+OUTSIDE_CHAIN = frozenset({"hash", "previousHash", "data", "erased"})
 
 
 def canonical(value: Any) -> str:
@@ -83,7 +90,23 @@ def _orjson_writes_as_json(value: Any) -> bool:
 
 
 def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
+    """The hash that follows `previous_hash` for a record: chain v2 passes its chained form, v1 the
+    whole record."""
     return hashlib.sha256(previous_hash.encode("utf-8") + canonical_bytes(record)).hexdigest()
+
+
+def data_hash(data: Any) -> str:
+    return hashlib.sha256(canonical_bytes(data)).hexdigest()
+
+
+def chained_form(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a record's hash covers: all of it but its hashes and its data (which `dataHash` stands for)."""
+    return {k: v for k, v in record.items() if k not in OUTSIDE_CHAIN}
+
+
+def record_hash(previous_hash: str, record: Mapping[str, Any], digest_of_data: str) -> str:
+    """A record's hash in chain v2: its chained form with `dataHash`, after `previous_hash`."""
+    return chain_hash(previous_hash, chained_form({**record, "dataHash": digest_of_data}))
 
 
 _AS_IS = frozenset({str, int, float, bool, type(None)})
@@ -173,10 +196,17 @@ def named_owner(domain_event: object) -> UUID | None:
     return named if isinstance(named, UUID) else None
 
 
+def is_erased(domain_event: object) -> bool:
+    """Whether a stored event's data was erased: its stored state says so, and holds what is kept."""
+    return getattr(domain_event, "erased", False) is True
+
+
 def record_of(position: int, organization_id: UUID, domain_event: object) -> dict[str, Any]:
-    """The audit record of one stored domain event (without its hashes)."""
+    """The audit record of one stored domain event, without `dataHash` and its hashes: `data` is None
+    when the stored event's data was erased."""
     attributes = vars(domain_event)
     event_type = type(domain_event).__qualname__
+    erased = is_erased(domain_event)
     return {
         "position": position,
         "organizationId": str(organization_id),
@@ -186,7 +216,8 @@ def record_of(position: int, organization_id: UUID, domain_event: object) -> dic
         "eventType": event_type,
         "recordedAt": attributes["timestamp"].isoformat(),
         "actor": attributes.get("actor") or SYSTEM,
-        "data": _data((k, v) for k, v in attributes.items() if k not in _NOT_DATA),
+        "data": None if erased else _data((k, v) for k, v in attributes.items() if k not in _NOT_DATA),
+        "erased": erased,
     }
 
 
@@ -199,7 +230,8 @@ class Verification:
 
 
 def verify_lines(lines: Iterable[str]) -> Verification:
-    """Checks exported JSON Lines with nothing but this file; line numbers start at 1."""
+    """Checks exported JSON Lines with nothing but this file; line numbers start at 1. A line without
+    `dataHash` is a record of chain v1 (an export made before chain v2)."""
     heads: dict[str, str] = {}
     checked = 0
     for number, line in enumerate(lines, start=1):
@@ -207,15 +239,22 @@ def verify_lines(lines: Iterable[str]) -> Verification:
             continue
         try:
             entry = json.loads(line)
-            record = {k: v for k, v in entry.items() if k not in ("hash", "previousHash")}
+            v2 = "dataHash" in entry
+            if v2:
+                record = chained_form(entry)
+            else:
+                record = {k: v for k, v in entry.items() if k not in ("hash", "previousHash")}
             organization = str(record["organizationId"])
             previous, claimed = entry["previousHash"], entry["hash"]
+            data = entry.get("data")
         except (ValueError, KeyError, TypeError, AttributeError):
             return Verification(False, checked, number, "not an audit record")
         if previous != heads.get(organization, GENESIS):
             return Verification(False, checked, number, "previousHash does not continue the chain")
         if chain_hash(previous, record) != claimed:
             return Verification(False, checked, number, "hash does not match the record")
+        if v2 and data is not None and data_hash(data) != entry["dataHash"]:
+            return Verification(False, checked, number, "data does not match dataHash")
         heads[organization] = claimed
         checked += 1
     return Verification(True, checked)

@@ -314,8 +314,10 @@ class AuditRecord:
     event_type: str
     recorded_at: datetime
     actor: str | None  # the key's id or "system"
-    data: JSON  # secrets redacted
-    hash: str  # hex SHA-256 over previousHash and this record's canonical JSON
+    data: JSON | None  # secrets redacted; null when erased
+    data_hash: str  # hex SHA-256 of data's canonical JSON, kept when data is erased
+    erased: bool
+    hash: str  # hex SHA-256 over previousHash and the record's chained form (without data)
     previous_hash: str
 
     @classmethod
@@ -330,6 +332,8 @@ class AuditRecord:
             recorded_at=datetime.fromisoformat(entry["recordedAt"]),
             actor=entry["actor"],
             data=entry["data"],
+            data_hash=entry["dataHash"],
+            erased=entry["erased"],
             hash=entry["hash"],
             previous_hash=entry["previousHash"],
         )

@@ -99,6 +99,7 @@ def audit_export(
     """Write the audit trail as JSON Lines, one record per line, oldest first."""
     from domain.ids import organization_id
     from hookline.wiring import open_application
+    from store.audit import MissingStoredEvent
 
     settings = Settings()
     logs.configure("warning")
@@ -115,6 +116,9 @@ def audit_export(
         with out.open("w", encoding="utf-8") if out else nullcontext(sys.stdout) as sink:
             for entry in read_model.queries.export_audit(only):
                 sink.write(canonical(entry) + "\n")
+    except MissingStoredEvent as missing:  # the store was tampered with: `verifyAuditLog` says where
+        typer.echo(f"error: {missing}", err=True)
+        raise typer.Exit(1) from None
     finally:
         application.close()
 

@@ -20,7 +20,7 @@ from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtoco
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 
 from domain.webhooks import Webhook
-from store.audit import AUDIT_TABLES, AuditTrail
+from store.audit import AuditTrail
 from store.projectors import PROJECTORS, Batch, Projector
 from store.queries import ReadModelQueries
 from store.sql import Cursor, database_of
@@ -37,8 +37,9 @@ SCHEMA = (
     " id TEXT PRIMARY KEY, version INTEGER NOT NULL, topic TEXT NOT NULL, state {blob} NOT NULL)",
     *(statement for projector in PROJECTORS.values() for statement in projector.schema),
 )
-# Bump when the tables change, or what an audit record holds (its hash changes with it): the read
-# models and the audit trail are then dropped and rebuilt from the log, which `verify` recomputes alike.
+# Bump when the tables change: the read models are then dropped and rebuilt from the log. The audit
+# trail is not (its `dataHash` of erased data cannot be recomputed): it is versioned on its own
+# (`store.audit.CHAIN`).
 # 4: events' states are no longer kept in hl_states; 5: nor deliveries'; 6: audit records mask secret
 # header values and target URLs' secrets (domain.masking); 7: every time in the tables is a `moment`
 # (due times were ISO text of varying width, which SQL could not compare); 8: webhooks' health.
@@ -47,7 +48,6 @@ READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",
     *(table for projector in PROJECTORS.values() for table in projector.tables),
-    *AUDIT_TABLES,
 )
 
 
@@ -81,7 +81,7 @@ class ReadModel:
         self.listeners: list[Listener] = []
         self.cache = StateCache()
         self.states = States(self.db, mapper, self.cache)
-        self.audit = AuditTrail(mapper)
+        self.audit = AuditTrail(self.db, mapper)
         self.verifier = ChainVerifier(self.db, mapper, verify_reuse_seconds)
         self.position: int = self._create_tables()  # what the tables reflect
         self.observed = self.position  # what this process's listeners have seen
@@ -113,7 +113,7 @@ class ReadModel:
                 )
             for statement in SCHEMA:
                 c.execute(statement.format(blob=self.db.blob, bigint=self.db.bigint))
-            self.audit.create_tables(c, self.db)
+            self.audit.create_tables(c, had_read_model=row is not None)
             c.execute(
                 "INSERT INTO hl_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
                 (TRACKING_NAME,),

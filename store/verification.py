@@ -1,10 +1,11 @@
 """Verifying an organisation's audit chain against the stored events, reading only that organisation's.
 
 The chain is recomputed from the events at the positions of the organisation's trail (`hl_audit`), in
-store order, and compared with the trail: an event that was changed or removed breaks it at its
-position, and so does an event slipped in for one of its aggregates (`hl_audit_owners`). No other
-organisation's event is read. (An event slipped in under a new aggregate id is not looked for: telling
-whose it is would take decrypting every stored event, the cost this module exists to avoid.)
+store order, and compared with the trail, each record's data with its `dataHash` (an erased record's
+data, gone, enters only through the hash the trail holds): an event that was changed or removed breaks
+it at its position, and so does an event slipped in for one of the aggregates its trail names. No
+other organisation's event is read. (An event slipped in under a new aggregate id is not looked for:
+telling whose it is would take decrypting every stored event, the cost this module exists to avoid.)
 
 At most one verification of an organisation runs at a time: a caller that comes meanwhile waits for it
 and shares its answer, and so does one that comes shortly after while the organisation's trail has not
@@ -17,19 +18,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from domain.audit import GENESIS, Verification, chain_hash, named_owner, record_of
+from domain.audit import GENESIS, Verification, data_hash, named_owner, record_hash, record_of
+from store.audit import stored_events_at
 from store.sql import Database
 
 BATCH = 1000  # events read, or ids looked up, per statement
 MISSING = "recorded event is missing from the store"
 UNREADABLE = "stored event unreadable"
 CHANGED = "record does not match"
+DATA_CHANGED = "data does not match dataHash"
 ADDED = "stored event is not in the trail"
 
 
@@ -89,7 +91,7 @@ class ChainVerifier:
         with self.db.transaction(commit=False) as c:
             c.execute(
                 "SELECT MAX(position) FROM hl_audit WHERE organization_id = ? AND position <= ?",
-                (organization_id.hex, until),
+                (organization_id.bytes, until),
             )
             row = c.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -128,8 +130,12 @@ def _verify(events: _StoredEvents, organization_id: UUID, until: int) -> Verific
             domain_event = events.decode(found)
             if domain_event is None:  # undecryptable or undecodable: the stored event was altered
                 return Verification(False, checked, position, UNREADABLE)
-            digest = chain_hash(previous, record_of(position, organization_id, domain_event))
-            if trail[position] != (digest, previous):
+            record = record_of(position, organization_id, domain_event)
+            digest, claimed_previous, claimed_data = trail[position]
+            if not record["erased"] and data_hash(record["data"]) != claimed_data:
+                return Verification(False, checked, position, DATA_CHANGED)
+            computed = record_hash(previous, record, claimed_data)
+            if (digest, claimed_previous) != (computed, previous):
                 return Verification(False, checked, position, CHANGED)
             previous = digest
             checked += 1
@@ -139,7 +145,7 @@ def _verify(events: _StoredEvents, organization_id: UUID, until: int) -> Verific
 
 
 def _first_added(
-    events: _StoredEvents, organization_id: UUID, until: int, trail: dict[int, tuple[str, str]]
+    events: _StoredEvents, organization_id: UUID, until: int, trail: dict[int, tuple[str, str, str]]
 ) -> int | None:
     """The first stored event of one of the organisation's aggregates that its trail does not hold."""
     positions = events.of_aggregates(events.aggregates(organization_id), until)
@@ -162,31 +168,30 @@ class _StoredEvents:
         self.mapper = mapper
         self.read = 0
 
-    def trail(self, organization_id: UUID, until: int) -> dict[int, tuple[str, str]]:
+    def trail(self, organization_id: UUID, until: int) -> dict[int, tuple[str, str, str]]:
+        """The organisation's trail by position: hash, previous hash and data hash, in hex."""
         with self.db.transaction(commit=False) as c:
             c.execute(
-                "SELECT position, hash, previous_hash FROM hl_audit"
+                "SELECT position, hash, previous_hash, data_hash FROM hl_audit"
                 " WHERE organization_id = ? AND position <= ?",
-                (organization_id.hex, until),
+                (organization_id.bytes, until),
             )
-            return {row[0]: (row[1], row[2]) for row in c.fetchall()}
+            return {
+                row[0]: (bytes(row[1]).hex(), bytes(row[2]).hex(), bytes(row[3]).hex())
+                for row in c.fetchall()
+            }
 
     def at(self, positions: Sequence[int]) -> dict[int, StoredEvent]:
-        db = self.db
-        with db.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT {db.position}, originator_id, originator_version, topic, state FROM {db.events}"
-                f" WHERE {db.position} IN ({','.join('?' * len(positions))})",
-                list(positions),
-            )
-            return {row[0]: _stored_event(row) for row in c.fetchall()}
+        with self.db.transaction(commit=False) as c:
+            return stored_events_at(c, self.db, positions)
 
     def aggregates(self, organization_id: UUID) -> list[str]:
         with self.db.transaction(commit=False) as c:
             c.execute(
-                "SELECT aggregate_id FROM hl_audit_owners WHERE organization_id = ?", (organization_id.hex,)
+                "SELECT DISTINCT aggregate_id FROM hl_audit WHERE organization_id = ?",
+                (organization_id.bytes,),
             )
-            return [row[0] for row in c.fetchall()]
+            return [UUID(bytes=bytes(row[0])).hex for row in c.fetchall()]
 
     def of_aggregates(self, aggregates: Sequence[str], until: int) -> list[int]:
         """The positions of the aggregates' stored events."""
@@ -209,8 +214,3 @@ class _StoredEvents:
             return self.mapper.to_domain_event(stored)
         except Exception:  # undecryptable or undecodable
             return None
-
-
-def _stored_event(row: Any) -> StoredEvent:
-    originator_id = row[1] if isinstance(row[1], UUID) else UUID(row[1])
-    return StoredEvent(originator_id, row[2], row[3], bytes(row[4]))

@@ -43,7 +43,10 @@ RECORD_FIELDS = (
     "recordedAt",
     "actor",
     "data",
+    "dataHash",
+    "erased",
 )
+CHAINED_FIELDS = tuple(name for name in RECORD_FIELDS if name not in ("data", "erased"))
 AUDIT_LOG = f"""
 query($aggregateId: ID, $first: Int, $after: String) {{
   auditLog(aggregateId: $aggregateId, first: $first, after: $after) {{
@@ -89,11 +92,19 @@ def secret_forms(signing_secret: str) -> list[str]:
     return [signing_secret, signing_secret.removeprefix("whsec_")]
 
 
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def expected_hash(node: dict[str, Any]) -> str:
-    """The README's rule, computed here independently: sha256(previousHash + canonical JSON of the record)."""
-    record = {name: node[name] for name in RECORD_FIELDS}
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((node["previousHash"] + canonical).encode("utf-8")).hexdigest()
+    """The contract's rule, computed here independently: sha256(previousHash + canonical JSON of the
+    record without hash, previousHash, data and erased)."""
+    record = {name: node[name] for name in CHAINED_FIELDS}
+    return hashlib.sha256((node["previousHash"] + canonical_json(record)).encode("utf-8")).hexdigest()
+
+
+def expected_data_hash(node: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(node["data"]).encode("utf-8")).hexdigest()
 
 
 def audit_log(
@@ -289,6 +300,8 @@ def test_audit_log_is_a_hash_chain_that_includes_deliveries_and_verifies(
     for record in records:
         assert re.fullmatch(r"[0-9a-f]{64}", record["hash"]), record
         assert record["hash"] == expected_hash(record), record
+        assert record["erased"] is False, record
+        assert record["dataHash"] == expected_data_hash(record), record
 
     by_aggregate = {(r["aggregateId"], r["eventType"]): r for r in records}
     for event_type in ("Delivery.Created", "Delivery.AttemptSucceeded"):

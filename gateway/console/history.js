@@ -124,7 +124,9 @@ async function actorNames(records) {
     );
     keys.forEach((key, i) => {
       const node = data[`k${i}`].edges[0]?.node;
-      if (node?.eventType === "ApiKey.Issued") names.set(key, `${node.data.role} key ${shortId(key)}`);
+      // an erased record has no data: the key is named without its role
+      const role = node?.data ? `${node.data.role} ` : "";
+      if (node?.eventType === "ApiKey.Issued") names.set(key, `${role}key ${shortId(key)}`);
     });
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
