@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import InvalidInput, Problem
 from domain.organizations import Organization
@@ -57,6 +59,26 @@ def test_zero_is_refused_as_forever_is_null(text: str) -> None:
 def test_more_than_a_hundred_years_is_refused(text: str) -> None:
     with pytest.raises(BadDuration, match=f"at most {MAX_DAYS} days"):
         parse_duration(text)
+
+
+def outcome(text: str) -> timedelta | str:
+    """The length of a duration, or the reason it is refused."""
+    try:
+        return parse_duration(text)
+    except BadDuration as refused:
+        return str(refused)
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=40))
+def test_any_text_is_a_duration_or_refused_with_a_reason_never_an_error(text: str) -> None:
+    answer = outcome(text)
+
+    assert answer if isinstance(answer, str) else timedelta(0) < answer <= timedelta(days=MAX_DAYS)
+
+
+@given(st.from_regex(r"P(\d{1,6}W)?(\d{1,6}D)?(T(\d{1,6}H)?(\d{1,6}M)?(\d{1,6}S)?)?", fullmatch=True))
+def test_text_shaped_like_a_duration_is_never_an_error(text: str) -> None:
+    assert outcome(text)
 
 
 def test_a_policy_of_nulls_or_of_good_durations_has_no_problem() -> None:

@@ -10,7 +10,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import ids
 from domain.audit import Verification
-from domain.errors import InvalidInput, NotFound, Unauthenticated
+from domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from domain.organizations import (
     ApiKey,
     Organization,
@@ -131,7 +131,10 @@ class AccessCommands(HooklineBase):
         principal.require(Permission.SET_RETENTION_POLICY)
         organization = self._organization(principal)
         organization.set_retention_policy(payloads, deliveries, actor=principal.actor)
-        self._save_and_catch_up(organization)
+        try:
+            self._save_and_catch_up(organization)
+        except IntegrityError as error:  # another admin's change was saved first
+            raise Conflict("the retention policy was set meanwhile; try again") from error
         return organization.retention_policy
 
     def _organization(self, principal: Principal) -> Organization:
