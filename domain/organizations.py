@@ -11,7 +11,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import ids
-from domain.errors import Problem
+from domain.errors import InvalidInput, Problem
+from domain.retention import RetentionPolicy, check_retention_policy
 from domain.roles import SYSTEM_ACTOR, Role
 
 KEY_PREFIX = "hkl_"
@@ -54,6 +55,10 @@ def key_id_of(key: str) -> UUID | None:
 
 
 class Organization(Aggregate):
+    # Plain strings, so that a state snapshots as it is; None keeps forever (as before there were policies).
+    retention_payloads: str | None = None
+    retention_deliveries: str | None = None
+
     @staticmethod
     def create_id(name: str, **_: Any) -> UUID:
         return ids.organization_id(name)
@@ -61,6 +66,23 @@ class Organization(Aggregate):
     @event("Created")
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @property
+    def retention_policy(self) -> RetentionPolicy:
+        return RetentionPolicy(self.retention_payloads, self.retention_deliveries)
+
+    def set_retention_policy(self, payloads: str | None, deliveries: str | None, actor: str) -> None:
+        """Records a new policy (nothing when it is the one in force); refuses a bad one whole."""
+        problems = check_retention_policy(payloads, deliveries)
+        if problems:
+            raise InvalidInput(problems)
+        if RetentionPolicy(payloads, deliveries) != self.retention_policy:
+            self._retention_policy_set(payloads=payloads, deliveries=deliveries, actor=actor)
+
+    @event("RetentionPolicySet")
+    def _retention_policy_set(self, payloads: str | None, deliveries: str | None, actor: str) -> None:
+        self.retention_payloads = payloads
+        self.retention_deliveries = deliveries
 
 
 class ApiKey(Aggregate):

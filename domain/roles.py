@@ -32,6 +32,8 @@ class Permission(enum.Enum):
     PUBLISH_EVENTS = "publish events"
     READ_AUDIT_LOG = "read audit log"
     MANAGE_API_KEYS = "manage API keys"
+    READ_RETENTION_POLICY = "read the retention policy"
+    SET_RETENTION_POLICY = "set the retention policy"
 
 
 _READ_ALL = frozenset(
@@ -41,6 +43,7 @@ _READ_ALL = frozenset(
         Permission.READ_CREDENTIALS,
         Permission.READ_EVENT_TYPES,
         Permission.READ_AUDIT_LOG,
+        Permission.READ_RETENTION_POLICY,
     }
 )
 

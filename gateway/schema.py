@@ -35,6 +35,7 @@ from gateway.inputs import (
     optional_id_argument,
     utc,
 )
+from gateway.retention import RetentionMutation, RetentionQuery
 from gateway.types import (
     AuditRecord,
     AuditVerification,
@@ -55,7 +56,7 @@ DEFAULT_DOCUMENT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @strawberry.type
-class Query(AccessQuery):
+class Query(AccessQuery, RetentionQuery):
     @strawberry.field
     async def webhooks(
         self,
@@ -149,7 +150,7 @@ class Query(AccessQuery):
 
 
 @strawberry.type
-class Mutation(AccessMutation):
+class Mutation(AccessMutation, RetentionMutation):
     @strawberry.mutation
     async def create_webhook(self, info: Info, input: CreateWebhookInput) -> Webhook:
         principal, webhook = await info.context.run_with_caller(

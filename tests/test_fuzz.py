@@ -497,6 +497,7 @@ STRING_OPERATIONS = [
     "headerValue: $s}) { id } }",
     "mutation($s: String!, $p: JSON!) "
     "{ defineEventType(input: {name: $s, description: $s, samplePayload: $p}) { name } }",
+    "mutation($s: String!) { setRetentionPolicy(input: {payloads: $s, deliveries: $s}) { payloads } }",
     "query($s: String!) { webhooks(eventType: $s, after: $s) { totalCount } }",
     "query($s: String!) { deliveries(after: $s) { totalCount } auditLog(after: $s) { totalCount } }",
     "query($s: ID!) { webhook(id: $s) { id } delivery(id: $s) { id } "

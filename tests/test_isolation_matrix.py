@@ -43,6 +43,11 @@ DEFINED = "iso.defined"
 EPOCH = "2000-01-01T00:00:00+00:00"
 
 WEBHOOK_FIELDS = "id name version active signingSecret"
+SET_RETENTION = (
+    "mutation($i: RetentionPolicyInput!) { setRetentionPolicy(input: $i) { payloads deliveries } }"
+)
+SETTLED_RETENTION = {"payloads": "P11D", "deliveries": "P22D"}
+MATRIX_RETENTION = {"payloads": "PT6H", "deliveries": "P2W"}
 
 
 @dataclass
@@ -112,6 +117,7 @@ def settle(server: Server, receiver: Receiver, world: World) -> None:
         CREATE_WEBHOOK,
         {"input": webhook_input(f"{receiver.url}/{world.name}/gone", eventTypes=[GONE])},
     ).ok()["createWebhook"]["id"]
+    server.gql(admin, SET_RETENTION, {"i": SETTLED_RETENTION}).ok()
     world.idempotency_key = f"e-{uuid.uuid4().hex}"
     world.event = server.gql(
         world.keys["publisher"],
@@ -428,6 +434,21 @@ def _revoked_key_work(result: GraphQLResult, call: Call) -> None:
     assert ok(result, "revokeApiKey")["revoked"] is True
 
 
+# The retention policy: each organisation has its own; the settled ones hold SETTLED_RETENTION.
+
+
+def _retention_work(result: GraphQLResult, call: Call) -> None:
+    assert ok(result, "retentionPolicy") in (SETTLED_RETENTION, MATRIX_RETENTION)
+
+
+def _retention_foreign(result: GraphQLResult, call: Call) -> None:
+    assert ok(result, "retentionPolicy") in ({"payloads": None, "deliveries": None}, MATRIX_RETENTION)
+
+
+def _set_retention_work(result: GraphQLResult, call: Call) -> None:
+    assert ok(result, "setRetentionPolicy") == MATRIX_RETENTION  # (another's key: its own policy)
+
+
 def fresh_key(call: Call) -> str:
     """The key to revoke: a new playground key for an allowed call, else the frozen viewer's."""
     if call.target is call.worlds.playground:
@@ -683,6 +704,22 @@ OPERATIONS = [
         lambda c: {"id": fresh_key(c)},
         _revoked_key_work,
         not_found("revokeApiKey"),
+    ),
+    Operation(
+        "retentionPolicy",
+        "{ retentionPolicy { payloads deliveries } }",
+        AUDITORS,
+        lambda c: {},
+        _retention_work,
+        _retention_foreign,
+    ),
+    Operation(
+        "setRetentionPolicy",
+        SET_RETENTION,
+        ADMIN,
+        lambda c: {"i": MATRIX_RETENTION},
+        _set_retention_work,
+        _set_retention_work,
     ),
 ]
 BY_NAME = {operation.name: operation for operation in OPERATIONS}

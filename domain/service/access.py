@@ -10,7 +10,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import ids
 from domain.audit import Verification
-from domain.errors import InvalidInput, NotFound, Unauthenticated
+from domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from domain.organizations import (
     ApiKey,
     Organization,
@@ -20,6 +20,7 @@ from domain.organizations import (
     hash_key,
     key_id_of,
 )
+from domain.retention import RetentionPolicy
 from domain.roles import SYSTEM_ACTOR, Permission, Principal, Role
 from domain.service.base import (
     HooklineBase,
@@ -117,6 +118,30 @@ class AccessCommands(HooklineBase):
             organization_name=api_key.organization_name,
             role=Role(api_key.role),
         )
+
+    def retention_policy(self, principal: Principal) -> RetentionPolicy:
+        """The caller's organisation's policy, as the store has it (forever until one is set)."""
+        principal.require(Permission.READ_RETENTION_POLICY)
+        return self._organization(principal).retention_policy
+
+    def set_retention_policy(
+        self, principal: Principal, payloads: str | None, deliveries: str | None
+    ) -> RetentionPolicy:
+        """Sets the caller's organisation's policy, recorded with the caller for the audit trail."""
+        principal.require(Permission.SET_RETENTION_POLICY)
+        organization = self._organization(principal)
+        organization.set_retention_policy(payloads, deliveries, actor=principal.actor)
+        try:
+            self._save_and_catch_up(organization)
+        except IntegrityError as error:  # another admin's change was saved first
+            raise Conflict("the retention policy was set meanwhile; try again") from error
+        return organization.retention_policy
+
+    def _organization(self, principal: Principal) -> Organization:
+        organization = self._fresh(Organization, [principal.organization_id]).get(principal.organization_id)
+        if organization is None:  # every key's organisation is created with its first key
+            raise NotFound("no such organisation")
+        return organization
 
     def audit_log(
         self, principal: Principal, *, aggregate_id: UUID | None, first: int, after: str | None

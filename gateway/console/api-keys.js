@@ -4,7 +4,7 @@
 import { gql } from "./api.js";
 import { confirmButton } from "./confirm.js";
 import { badge, button, field, h, replace, shortId, timeEl } from "./dom.js";
-import { showError } from "./problems.js";
+import { submission } from "./problems.js";
 
 const FIELDS = "id name role createdAt lastUsedAt revoked";
 const LIST = `{ apiKeys { ${FIELDS} } }`;
@@ -128,21 +128,13 @@ function revokeButton(key, ctx, body, render) {
 function keyForm(render) {
   const name = h("input", { type: "text", autocomplete: "off" });
   const role = h("select", {}, ROLES.map(([value, label, what]) => h("option", { value }, `${label} — ${what}`)));
-  const summary = h("div", { class: "error-summary", role: "alert", tabindex: "-1", hidden: true });
-  const submit = button("Create API key", null, { kind: "primary", type: "submit" });
-  const create = async () => {
-    submit.disabled = true;
-    try {
-      const input = { name: name.value.trim() || null, role: role.value };
-      await render((await gql(CREATE, { input })).createApiKey);
-    } catch (error) {
-      showError(form, summary, error, "The key was not created");
-      submit.disabled = false;
-    }
-  };
-  const form = h(
+  const { summary, submit, onsubmit } = submission("Create API key", "The key was not created", async () => {
+    const input = { name: name.value.trim() || null, role: role.value };
+    await render((await gql(CREATE, { input })).createApiKey);
+  });
+  return h(
     "form",
-    { class: "card", "aria-labelledby": "new-api-key", novalidate: true, onsubmit: (e) => (e.preventDefault(), create()) },
+    { class: "card", "aria-labelledby": "new-api-key", novalidate: true, onsubmit },
     h("h2", { id: "new-api-key" }, "New API key"),
     summary,
     h(
@@ -153,5 +145,4 @@ function keyForm(render) {
     ),
     h("div", { class: "form-actions" }, submit),
   );
-  return form;
 }

@@ -10,6 +10,7 @@ import { webhookFormView } from "./form.js";
 import { historyView } from "./history.js";
 import { forgetIdentity, identify } from "./identity.js";
 import { PERMISSION as P, may } from "./roles.js";
+import { settingsView } from "./settings.js";
 import { webhookView } from "./webhook.js";
 import { resetWebhookList, webhooksView } from "./webhooks.js";
 
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^\/credentials$/, credentialsView, P.READ_CREDENTIALS],
   [/^\/event-types$/, eventTypesView, P.READ_EVENT_TYPES],
   [/^\/api-keys$/, apiKeysView, P.MANAGE_API_KEYS],
+  [/^\/settings$/, settingsView, P.READ_RETENTION_POLICY],
 ];
 
 const root = document.getElementById("app");
@@ -115,6 +117,7 @@ function shell() {
     ["#/credentials", "Credentials", P.READ_CREDENTIALS],
     ["#/event-types", "Event types", P.READ_EVENT_TYPES],
     ["#/api-keys", "API keys", P.MANAGE_API_KEYS],
+    ["#/settings", "Settings", P.READ_RETENTION_POLICY],
   ].filter(([, , need]) => session.can(need));
   replace(
     root,

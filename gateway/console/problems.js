@@ -1,6 +1,6 @@
 // Server problems (`extensions.fields`) shown next to the field each one names, and in a summary.
 
-import { h, replace } from "./dom.js";
+import { button, h, replace } from "./dom.js";
 
 /** The element a field path names: exactly, or its nearest named parent (`headers[0].name` → `headers`). */
 function target(form, path) {
@@ -92,4 +92,23 @@ export function showProblems(form, summary, problems, title) {
 /** What the server refused: next to each field it named, or its one message in the summary. */
 export function showError(form, summary, error, title) {
   showProblems(form, summary, error.fields?.length ? error.fields : [{ field: "", message: error.message }], title);
+}
+
+/** A form's problem summary and submit button, and its submit handler: `run` with the button disabled;
+ * what the server refuses is shown by field, under `title`. */
+export function submission(label, title, run) {
+  const summary = h("div", { class: "error-summary", role: "alert", tabindex: "-1", hidden: true });
+  const submit = button(label, null, { kind: "primary", type: "submit" });
+  const onsubmit = async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    try {
+      await run();
+    } catch (error) {
+      showError(event.target, summary, error, title);
+    } finally {
+      submit.disabled = false;
+    }
+  };
+  return { summary, submit, onsubmit };
 }

@@ -15,10 +15,19 @@ export const PERMISSION = Object.freeze({
   PUBLISH_EVENTS: "publish events",
   READ_AUDIT_LOG: "read audit log",
   MANAGE_API_KEYS: "manage API keys",
+  READ_RETENTION_POLICY: "read the retention policy",
+  SET_RETENTION_POLICY: "set the retention policy",
 });
 
 const P = PERMISSION;
-const READ_ALL = [P.READ_WEBHOOKS, P.READ_DELIVERIES, P.READ_CREDENTIALS, P.READ_EVENT_TYPES, P.READ_AUDIT_LOG];
+const READ_ALL = [
+  P.READ_WEBHOOKS,
+  P.READ_DELIVERIES,
+  P.READ_CREDENTIALS,
+  P.READ_EVENT_TYPES,
+  P.READ_AUDIT_LOG,
+  P.READ_RETENTION_POLICY,
+];
 
 export const GRANTS = Object.freeze({
   admin: Object.values(P),
