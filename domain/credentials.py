@@ -71,6 +71,7 @@ class TokenGrant:
     client_secret: str = field(repr=False)
     scope: str | None = None
     audience: str | None = None
+    ca_bundle_pem: str | None = field(default=None, repr=False)  # the endpoint may be on the private CA
 
     def form(self) -> dict[str, str]:
         extra = {"scope": self.scope, "audience": self.audience}
@@ -183,7 +184,14 @@ class Credential(Aggregate):
         if self.kind != CredentialKind.OAUTH2_CLIENT_CREDENTIALS:
             return None
         s = self.secret
-        return TokenGrant(s["tokenUrl"], s["clientId"], s["clientSecret"], s.get("scope"), s.get("audience"))
+        return TokenGrant(
+            s["tokenUrl"],
+            s["clientId"],
+            s["clientSecret"],
+            s.get("scope"),
+            s.get("audience"),
+            s.get("caBundlePem"),
+        )
 
     def tls(self) -> Tls | None:
         s = self.secret

@@ -68,15 +68,16 @@ def token_answer(token: str, lifetime: int = 3600) -> str:
     return json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})
 
 
-def tls_receiver_context(directory: Path) -> ssl.SSLContext:
+def tls_receiver_context(directory: Path, *, client_certificate: bool = True) -> ssl.SSLContext:
     """A server's TLS: the private CA's certificate for 127.0.0.1, and a client certificate required."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     (directory / "server.pem").write_text(
         SERVER_CERTIFICATE.certificate_pem + SERVER_CERTIFICATE.private_key_pem
     )
     context.load_cert_chain(directory / "server.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cadata=CLIENT_CA.pem)
+    if client_certificate:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=CLIENT_CA.pem)
     return context
 
 
@@ -220,6 +221,26 @@ def test_a_token_endpoint_refusal_is_the_attempts_error_and_the_delivery_retries
     assert delivery["attempts"][0]["statusCode"] is None
     assert receiver.requests == []
     assert_nothing_shows(server, admin, [webhook], client_secret)
+
+
+def test_a_token_endpoint_on_the_private_ca_is_trusted_with_the_credentials_ca_bundle(
+    server: Server, admin: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    with Receiver(tls=tls_receiver_context(tmp_path, client_certificate=False)) as endpoint:
+        endpoint.respond = lambda _: (200, JSON_HEADERS, token_answer("private-ca-token"))
+        trusting = create_credential(
+            server, admin, **oauth2_spec(endpoint, "cs-4"), caBundlePem=SERVER_CA.pem
+        )
+        not_trusting = create_credential(server, admin, **oauth2_spec(endpoint, "cs-5"))
+        create_webhook(server, admin, f"{receiver.url}/trusting", trusting)
+        refused = create_webhook(server, admin, f"{receiver.url}/not-trusting", not_trusting)
+        publish(server, admin)
+
+        [received] = receiver.wait_for(1)
+        assert (received.path, received.headers["Authorization"]) == ("/trusting", "Bearer private-ca-token")
+        error = attempted(server, admin, refused)["attempts"][0]["error"]
+        assert error.startswith("token endpoint: could not connect:")
+        assert "CERTIFICATE_VERIFY_FAILED" in error
 
 
 def test_a_token_url_on_a_metadata_address_is_refused_on_save(server: Server, admin: str) -> None:

@@ -108,10 +108,11 @@ class Egress:
         if self._direct is None:
             raise RuntimeError("the sender has not been started")
         session, proxy = self._direct, None
-        host = urlsplit(url).hostname or ""
-        if self._proxied is not None and not proxy_bypassed(host, self.no_proxy):
-            await self._check_resolved(host)
-            session, proxy = self._proxied, self.proxy
+        if self._proxied is not None:
+            host = urlsplit(url).hostname or ""
+            if not proxy_bypassed(host, self.no_proxy):
+                await self._check_resolved(host)
+                session, proxy = self._proxied, self.proxy
         ssl_context = self._ssl(tls) if tls is not None else True
         async with session.request(
             method, url, proxy=proxy, ssl=ssl_context, allow_redirects=False, **kwargs

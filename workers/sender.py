@@ -19,7 +19,7 @@ import structlog
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from domain.credentials import TokenGrant
+from domain.credentials import Tls, TokenGrant
 from domain.deliveries import MAX_RESPONSE_BODY, Attempt, cap_response_body
 from domain.masking import masked_url
 from domain.requests import OutgoingRequest
@@ -132,7 +132,7 @@ class Sender:
             async with self.egress.request(
                 "POST",
                 grant.token_url,
-                tls=None,
+                tls=Tls(ca_bundle_pem=grant.ca_bundle_pem) if grant.ca_bundle_pem else None,
                 data=grant.form(),
                 headers={"Accept": "application/json", "Authorization": auth},
             ) as response:
