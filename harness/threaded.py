@@ -27,7 +27,7 @@ class ThreadedServer:
 
     def __enter__(self) -> Self:
         self._thread.start()
-        self._started.wait(10)
+        assert self._started.wait(10), f"{type(self).__name__} did not start"
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -46,3 +46,8 @@ class ThreadedServer:
         self._started.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self.close())
+        pending = asyncio.all_tasks(self._loop)  # handlers still at work: a client that never left
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
