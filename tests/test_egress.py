@@ -16,11 +16,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from pydantic import ValidationError
 
 from domain.credentials import TokenGrant
 from domain.requests import OutgoingRequest
 from harness.certificates import Authority, Issued
 from harness.proxy import Proxy
+from hookline.settings import Settings
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, webhook_input
 from tests.support import Receiver, Server, running_server, wait_until
 from tests.test_hostile_targets import LyingResolver
@@ -29,6 +31,7 @@ from workers.sender import Sender
 CREATE_CREDENTIAL = """mutation($input: CreateCredentialInput!) {
   createCredential(input: $input) { id name kind maskedSecret } }"""
 CREDENTIALS = "{ credentials { id name kind maskedSecret } }"
+SEND_TEST = "mutation($id: ID!) { sendTest(webhookId: $id) { success statusCode errors } }"
 AUDIT_LOG = "{ auditLog(first: 500) { edges { node { aggregateType eventType data } } } }"
 EVENT = "egress.event"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -131,9 +134,11 @@ def attempted(server: Server, key: str, webhook_id: str) -> dict[str, Any]:
 
 def assert_nothing_shows(server: Server, admin: str, webhook_ids: list[str], *hidden: str) -> None:
     """The secrets appear in no answer to their admin, no audit record and no log line (debug)."""
+    audit = server.gql(admin, AUDIT_LOG).ok()["auditLog"]["edges"]
+    assert "Credential" in {e["node"]["aggregateType"] for e in audit}  # the records looked into exist
     texts = {
         "credentials": json.dumps(server.gql(admin, CREDENTIALS).ok()),
-        "audit log": json.dumps(server.gql(admin, AUDIT_LOG).ok()),
+        "audit log": json.dumps(audit),
         "deliveries": json.dumps([deliveries(server, admin, w) for w in webhook_ids]),
         "serve's log": server.output(),
     }
@@ -189,6 +194,16 @@ def test_a_401_from_the_target_fetches_a_new_token_once(
     assert [r.headers["Authorization"] for r in receiver.requests] == ["Bearer tok-1", "Bearer tok-2"]
     assert len(token_endpoint.requests) == 2
     assert [(a["number"], a["statusCode"], a["error"]) for a in delivery["attempts"]] == [(1, 200, None)]
+
+
+def test_send_test_sends_with_a_token_too(
+    server: Server, admin: str, token_endpoint: Receiver, receiver: Receiver
+) -> None:
+    credential = create_credential(server, admin, **oauth2_spec(token_endpoint, "client-secret-6"))
+    webhook = create_webhook(server, admin, f"{receiver.url}/tried", credential)
+    tried = server.gql(admin, SEND_TEST, {"id": webhook}).ok()["sendTest"]
+    assert (tried["success"], tried["statusCode"]) == (True, 200)
+    assert receiver.requests[0].headers["Authorization"] == "Bearer tok-1"
 
 
 def test_a_target_that_keeps_answering_401_is_asked_twice_per_attempt_and_the_attempt_fails(
@@ -396,3 +411,20 @@ async def test_through_the_proxy_the_targets_own_resolved_address_is_still_check
     assert literal.error == "target refused: it resolves to a loopback address"
     assert metadata.error == "target refused: it resolves to a cloud metadata address"
     assert (allowed.status_code, proxy.passed) == (200, [f"POST {receiver.url}/allowed"])
+
+
+@pytest.mark.parametrize(
+    "proxy", ["socks5://127.0.0.1:1080", "https://proxy.corp.example:3128", "http://", "proxy:3128"]
+)
+def test_an_egress_proxy_that_is_not_an_http_url_stops_the_process_starting(proxy: str) -> None:
+    with pytest.raises(ValidationError, match="HTTP forward proxy"):
+        Settings(egress_proxy=proxy)
+
+
+def test_the_egress_settings_read_from_the_environment() -> None:
+    settings = Settings(
+        egress_proxy="http://user:pw@proxy.corp.example:3128", egress_no_proxy=" a.example, .b.example ,"
+    )
+    assert settings.no_proxy_hosts == ("a.example", ".b.example")
+    assert Settings().egress_proxy is None
+    assert Settings().no_proxy_hosts == ()
