@@ -16,7 +16,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,22 +100,28 @@ class Egress:
                 await session.close()
         self._direct = self._proxied = None
 
-    @asynccontextmanager
-    async def request(
+    def request(
         self, method: str, url: str, *, tls: Tls | None, **kwargs: Any
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """One request, redirects not followed; raises TargetRefused, Unresolvable or aiohttp's errors."""
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """One request, redirects not followed; raises TargetRefused, Unresolvable or aiohttp's errors.
+        A direct one is aiohttp's own context manager, with nothing wrapped around it."""
         if self._direct is None:
             raise RuntimeError("the sender has not been started")
-        session, proxy = self._direct, None
+        ssl_context = self._ssl(tls) if tls is not None else True
         if self._proxied is not None:
             host = urlsplit(url).hostname or ""
             if not proxy_bypassed(host, self.no_proxy):
-                await self._check_resolved(host)
-                session, proxy = self._proxied, self.proxy
-        ssl_context = self._ssl(tls) if tls is not None else True
-        async with session.request(
-            method, url, proxy=proxy, ssl=ssl_context, allow_redirects=False, **kwargs
+                return self._through_proxy(host, method, url, ssl=ssl_context, **kwargs)
+        return self._direct.request(method, url, ssl=ssl_context, allow_redirects=False, **kwargs)
+
+    @asynccontextmanager
+    async def _through_proxy(
+        self, host: str, method: str, url: str, **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        assert self._proxied is not None
+        await self._check_resolved(host)
+        async with self._proxied.request(
+            method, url, proxy=self.proxy, allow_redirects=False, **kwargs
         ) as response:
             yield response
 
