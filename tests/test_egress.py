@@ -348,15 +348,18 @@ def test_a_bad_certificate_key_and_ca_bundle_are_refused_together_without_quotin
 # -- the egress proxy ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["embedded", "distributed"])
 def test_every_target_and_token_request_goes_through_the_proxy_but_no_proxy_hosts(
-    tmp_path: Path, token_endpoint: Receiver, receiver: Receiver
+    mode: str, tmp_path: Path, token_endpoint: Receiver, receiver: Receiver
 ) -> None:
+    """In both modes: in the distributed one, `hookline worker`s send (and fetch the token)."""
     with (
         Proxy() as proxy,
         Receiver(tls=tls_receiver_context(tmp_path)) as tls_receiver,
         running_server(
             tmp_path,
-            "embedded",
+            mode,
+            workers=1,
             HOOKLINE_ALLOW_PRIVATE_TARGETS="true",
             HOOKLINE_EGRESS_PROXY=proxy.url,
             HOOKLINE_EGRESS_NO_PROXY="localhost, .corp.example",
