@@ -6,7 +6,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +23,7 @@ class Received:
     body: bytes
     at: float
     client_certificate: str | None = None  # over TLS, the common name of the client's certificate
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)  # as sent: repeats and case kept
 
 
 class Receiver(ThreadedServer):
@@ -59,6 +60,7 @@ class Receiver(ThreadedServer):
             method=request.method,
             path=request.path_qs,
             headers=dict(request.headers),
+            raw_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
             body=await request.read(),
             at=time.monotonic(),
             client_certificate=_common_name(

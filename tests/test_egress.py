@@ -431,3 +431,20 @@ def test_the_egress_settings_read_from_the_environment() -> None:
     assert settings.no_proxy_hosts == ("a.example", ".b.example")
     assert Settings().egress_proxy is None
     assert Settings().no_proxy_hosts == ()
+
+
+async def test_the_token_replaces_an_authorization_header_of_the_webhooks_own(
+    token_endpoint: Receiver, receiver: Receiver
+) -> None:
+    sender = Sender(allow_private_targets=True, clock=lambda: datetime.now(UTC))
+    grant = TokenGrant(f"{token_endpoint.url}/token", "id", "secret")
+    request = post(f"{receiver.url}/own-header", token_grant=grant)
+    request.headers["authorization"] = "Basic b2xkOm9uZQ=="
+    await sender.start()
+    try:
+        attempt = await sender.send(request, 1)
+    finally:
+        await sender.close()
+    assert attempt.status_code == 200
+    sent = [(k, v) for k, v in receiver.requests[0].raw_headers if k.lower() == "authorization"]
+    assert sent == [("Authorization", "Bearer tok-1")]

@@ -81,8 +81,7 @@ class Sender:
         except TimeoutError:
             error = "timed out"
         except aiohttp.ClientConnectorError as exc:
-            refused = exc.os_error if isinstance(exc.os_error, TargetRefused) else None
-            error = str(refused) if refused else f"could not connect: {exc.os_error.strerror or exc}"
+            error = connect_error(exc)
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {without_secrets(str(exc), request)}"
         except (TargetRefused, Unresolvable, TokenError) as exc:
@@ -116,9 +115,10 @@ class Sender:
         return answer
 
     async def _request(self, request: OutgoingRequest, token: str | None) -> tuple[int, str | None, bytes]:
-        headers = (
-            request.headers if token is None else {**request.headers, "Authorization": f"Bearer {token}"}
-        )
+        headers = request.headers
+        if token is not None:  # the token wins over an Authorization header of the webhook's own
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = f"Bearer {token}"
         async with self.egress.request(
             request.method, request.url, tls=request.tls, headers=headers, data=request.body
         ) as response:
@@ -142,13 +142,18 @@ class Sender:
         except TimeoutError:
             raise TokenError("token endpoint: timed out") from None
         except aiohttp.ClientConnectorError as exc:
-            refused = exc.os_error if isinstance(exc.os_error, TargetRefused) else None
-            reason = str(refused) if refused else f"could not connect: {exc.os_error.strerror or exc}"
-            raise TokenError(f"token endpoint: {reason}") from None
+            raise TokenError(f"token endpoint: {connect_error(exc)}") from None
         except (TargetRefused, Unresolvable) as exc:
             raise TokenError(f"token endpoint: {exc}") from None
         except aiohttp.ClientError as exc:
             raise TokenError(f"token endpoint: {type(exc).__name__}") from None
+
+
+def connect_error(error: aiohttp.ClientConnectorError) -> str:
+    """An attempt's error for a connection that was not made: refused by the target policy, or failed."""
+    if isinstance(error.os_error, TargetRefused):
+        return str(error.os_error)
+    return f"could not connect: {error.os_error.strerror or error}"
 
 
 def could_not_send(error: Exception, request: OutgoingRequest) -> str:
