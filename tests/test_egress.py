@@ -59,14 +59,6 @@ def admin(server: Server) -> str:
     return server.key(f"egress-{uuid.uuid4().hex[:10]}", "admin")
 
 
-@pytest.fixture
-def token_endpoint() -> Iterator[Receiver]:
-    """Answers tok-1, tok-2, … (one more per request), valid for an hour."""
-    with Receiver() as endpoint:
-        endpoint.respond = lambda _: (200, JSON_HEADERS, token_answer(f"tok-{len(endpoint.requests)}"))
-        yield endpoint
-
-
 def token_answer(token: str, lifetime: int = 3600) -> str:
     return json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})
 
