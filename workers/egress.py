@@ -72,6 +72,7 @@ class Egress:
         self._direct: aiohttp.ClientSession | None = None
         self._proxied: aiohttp.ClientSession | None = None
         self._contexts: dict[Tls, ssl.SSLContext] = {}
+        self._own_resolver: AbstractResolver | None = None  # made here for the proxy's checks: closed here
 
     @property
     def started(self) -> bool:
@@ -86,7 +87,8 @@ class Egress:
         )
         self._direct = self._session(direct)
         if self.proxy:
-            self.resolver = self.resolver or DefaultResolver()
+            if self.resolver is None:
+                self.resolver = self._own_resolver = DefaultResolver()
             self._proxied = self._session(aiohttp.TCPConnector(limit=self.connections, limit_per_host=0))
 
     def _session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
@@ -99,6 +101,9 @@ class Egress:
             if session is not None:
                 await session.close()
         self._direct = self._proxied = None
+        if self._own_resolver is not None:
+            await self._own_resolver.close()
+            self.resolver = self._own_resolver = None
 
     def request(
         self, method: str, url: str, *, tls: Tls | None, **kwargs: Any
