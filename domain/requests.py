@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from domain.credentials import Credential, Tls, TokenGrant
 from domain.deliveries import Attempt
 from domain.signing import signature_header
 from domain.templates import event_variables
@@ -24,6 +25,8 @@ class OutgoingRequest:
     url: str
     headers: dict[str, str]
     body: bytes | None
+    token_grant: TokenGrant | None = None  # the sender adds `Authorization: Bearer` with its token
+    tls: Tls | None = None
 
 
 Send = Callable[[OutgoingRequest, int], Awaitable[Attempt]]
@@ -89,10 +92,11 @@ def build_request(
     now: datetime,
     user_agent: str,
     max_rendered_bytes: int,
-    credential_headers: Mapping[str, str] = {},
+    credential: Credential | None = None,
     unreplaced: bool = False,
 ) -> OutgoingRequest:
     spec = webhook.spec
+    credential_headers = credential.headers() if credential else {}
     body = render_body(webhook, message, max_rendered_bytes=max_rendered_bytes, unreplaced=unreplaced)
     headers: dict[str, str] = {"User-Agent": user_agent}
     if body is not None:
@@ -106,4 +110,11 @@ def build_request(
     headers["webhook-id"] = message_id
     headers["webhook-timestamp"] = str(timestamp)
     headers["webhook-signature"] = signature_header(secrets, message_id, timestamp, body or b"")
-    return OutgoingRequest(method=spec.method, url=spec.target_url, headers=headers, body=body)
+    return OutgoingRequest(
+        method=spec.method,
+        url=spec.target_url,
+        headers=headers,
+        body=body,
+        token_grant=credential.token_grant() if credential else None,
+        tls=credential.tls() if credential else None,
+    )

@@ -160,38 +160,38 @@ def is_localhost_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-def split_target(url: str) -> tuple[SplitResult | None, list[Problem]]:
-    """Parse a target URL; problems name the `targetUrl` field."""
+def split_target(url: str, field: str = "targetUrl") -> tuple[SplitResult | None, list[Problem]]:
+    """Parse a target URL (or a token URL); problems name `field`."""
     problems: list[Problem] = []
     if not url.strip():
-        return None, [Problem("targetUrl", "must not be empty")]
+        return None, [Problem(field, "must not be empty")]
     if len(url) > MAX_URL_LENGTH:
-        return None, [Problem("targetUrl", f"must be at most {MAX_URL_LENGTH} characters")]
+        return None, [Problem(field, f"must be at most {MAX_URL_LENGTH} characters")]
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return None, [Problem("targetUrl", "must not contain whitespace or control characters")]
+        return None, [Problem(field, "must not contain whitespace or control characters")]
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return None, [Problem("targetUrl", "is not a valid URL")]
+        return None, [Problem(field, "is not a valid URL")]
     if parts.scheme not in ("http", "https"):
-        problems.append(Problem("targetUrl", "must be an http or https URL"))
+        problems.append(Problem(field, "must be an http or https URL"))
     if not parts.hostname:
-        problems.append(Problem("targetUrl", "must name a host"))
+        problems.append(Problem(field, "must name a host"))
     if parts.username or parts.password:
-        problems.append(Problem("targetUrl", "must not carry credentials; use a credential instead"))
+        problems.append(Problem(field, "must not carry credentials; use a credential instead"))
     if port == 0:
-        problems.append(Problem("targetUrl", "must not use port 0"))
+        problems.append(Problem(field, "must not use port 0"))
     return (None if problems else parts), problems
 
 
-def literal_host_problem(host: str, *, allow_private: bool) -> Problem | None:
+def literal_host_problem(host: str, *, allow_private: bool, field: str = "targetUrl") -> Problem | None:
     """A problem when the host, as written, is a refused address (or `localhost`)."""
     if is_localhost_name(host):
-        return None if allow_private else Problem("targetUrl", "must not point to a loopback address")
+        return None if allow_private else Problem(field, "must not point to a loopback address")
     address = parse_host_address(host)
     if address is not None and not address_allowed(address, allow_private=allow_private):
-        return Problem("targetUrl", f"must not point to {refusal(address)}")
+        return Problem(field, f"must not point to {refusal(address)}")
     return None
 
 
@@ -249,3 +249,18 @@ def _kind(address: IPAddress) -> str:
     if address.is_private or not address.is_global:
         return "private"
     return "public"
+
+
+def proxy_bypassed(host: str, no_proxy: tuple[str, ...]) -> bool:
+    """Whether a request to `host` goes direct rather than through the egress proxy: the host is one
+    of `no_proxy`, or under a domain in it (`example.com` and `.example.com` both cover
+    `api.example.com`); `*` covers every host. Names compare without case or a final dot."""
+    host = host.strip("[]").rstrip(".").lower()
+    for entry in no_proxy:
+        entry = entry.strip().strip("[]").rstrip(".").lower()
+        if entry == "*":
+            return True
+        domain = entry.removeprefix("*").removeprefix(".")
+        if domain and (host == domain or host.endswith("." + domain)):
+            return True
+    return False

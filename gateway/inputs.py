@@ -208,6 +208,14 @@ class CreateCredentialInput:
     token: str | None = None  # BEARER
     header_name: str | None = None  # HEADER
     header_value: str | None = None
+    token_url: str | None = None  # OAUTH2_CLIENT_CREDENTIALS
+    client_id: str | None = None
+    client_secret: str | None = None
+    scope: str | None = None
+    audience: str | None = None
+    certificate_pem: str | None = None  # MTLS
+    private_key_pem: str | None = None
+    ca_bundle_pem: str | None = None  # any kind: a CA trusted for this credential's targets
 
     def parts(self) -> dict[str, str | None]:
         return {
@@ -216,6 +224,14 @@ class CreateCredentialInput:
             "token": self.token,
             "headerName": self.header_name,
             "headerValue": self.header_value,
+            "tokenUrl": self.token_url,
+            "clientId": self.client_id,
+            "clientSecret": self.client_secret,
+            "scope": self.scope,
+            "audience": self.audience,
+            "certificatePem": self.certificate_pem,
+            "privateKeyPem": self.private_key_pem,
+            "caBundlePem": self.ca_bundle_pem,
         }
 
 

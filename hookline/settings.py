@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,24 @@ class Settings(BaseSettings):
     # A finished verifyAuditLog answers its organisation's callers this long while its trail has not
     # grown (the answer would be the same): many asked at once cost one verification.
     audit_verify_reuse_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Every target and token request goes through this forward proxy (http://host:port; CONNECT for
+    # https targets), except to the hosts (and their subdomains) in egress_no_proxy, comma-separated.
+    egress_proxy: str | None = None
+    egress_no_proxy: str | None = None
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _proxy_is_an_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("must be http://host:port (an HTTP forward proxy)")
+        return value
+
+    @property
+    def no_proxy_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in (self.egress_no_proxy or "").split(",") if h.strip())
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -167,6 +167,8 @@ def build_sender(settings: Settings, connections: int = DELIVERY_CONNECTIONS) ->
         connect_timeout=settings.connect_timeout_seconds,
         total_timeout=settings.request_timeout_seconds,
         connections=connections,
+        proxy=settings.egress_proxy,
+        no_proxy=settings.no_proxy_hosts,
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,3 +68,15 @@ def org() -> str:
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
+
+
+@pytest.fixture
+def token_endpoint() -> Iterator[Receiver]:
+    """An OAuth2 token endpoint: answers tok-1, tok-2, … (one more per request), valid for an hour."""
+    with Receiver() as endpoint:
+        endpoint.respond = lambda _: (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps({"access_token": f"tok-{len(endpoint.requests)}", "expires_in": 3600}),
+        )
+        yield endpoint

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, 
 
 from domain.catalogue import BUILT_IN, ENVELOPE_VARIABLES
 from domain.roles import GRANTS, Permission
+from harness.certificates import Authority
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, UPDATE_WEBHOOK, WEBHOOK, webhook_input
 from tests.support import Received, Receiver, Server, server_env, wait_until
 
@@ -591,4 +592,48 @@ def test_the_webhook_list_shows_each_webhooks_health(
     expect(panel.locator('[data-status="500"]')).to_contain_text(re.compile(r"500: \d+"))
     expect(panel).to_contain_text(re.compile(r"\d+ failed attempts in a row"))
     console.shot("16-webhook-health-panel")
+
+
+def test_an_admin_adds_mtls_and_oauth2_credentials_and_sees_a_pem_problem_at_its_field(
+    console: Console, server: Server
+) -> None:
+    page = console.page
+    admin = server.key("console-egress", "admin")
+    authority = Authority.create("Console CA")
+    client, other = authority.client("console-client"), authority.client("someone-else")
+    console.sign_in(admin)
+    console.go("Credentials")
+
+    page.get_by_label("Name", exact=True).fill("ITSM mTLS")
+    page.get_by_label("Mutual TLS").check()
+    page.get_by_label("Client certificate (PEM)").fill(client.certificate_pem)
+    page.get_by_label("Private key (PEM, unencrypted)").fill(other.private_key_pem)
+    page.get_by_role("button", name="Create credential").click()
+    expect(page.locator('[data-field="privateKeyPem"] .field-error')).to_contain_text("does not match")
+    page.get_by_label("Private key (PEM, unencrypted)").fill(client.private_key_pem)
+    page.get_by_label("Private CA bundle (PEM, optional)").fill(authority.pem)
+    page.get_by_role("button", name="Create credential").click()
+    expect(console.flash).to_contain_text("Created credential “ITSM mTLS”")
+    expect(page.locator("tr", has_text="ITSM mTLS")).to_contain_text("Mutual TLS")
+
+    client_secret = "console-client-secret-42"
+    page.get_by_label("Name", exact=True).fill("ITSM OAuth2")
+    page.get_by_label("OAuth2 client credentials").check()
+    page.get_by_label("Token URL").fill("https://login.example.com/oauth2/token")
+    page.get_by_label("Client id").fill("hookline")
+    page.get_by_label("Client secret").fill(client_secret)
+    page.get_by_label("Scope (optional)").fill("incidents.write")
+    assert_labelled(page)
+    console.shot("02b-credential-oauth2")
+    page.get_by_role("button", name="Create credential").click()
+    expect(console.flash).to_contain_text("Created credential “ITSM OAuth2”")
+    row = page.locator("tr", has_text="ITSM OAuth2")
+    expect(row).to_contain_text("OAuth2 client credentials")
+    expect(row).to_contain_text("••••42")
+    expect(page.locator("main")).not_to_contain_text(client_secret)
+    stored = server.gql(admin, "{ credentials { name kind } }").ok()["credentials"]
+    assert {(c["name"], c["kind"]) for c in stored} == {
+        ("ITSM mTLS", "MTLS"),
+        ("ITSM OAuth2", "OAUTH2_CLIENT_CREDENTIALS"),
+    }
     assert console.errors == []

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,9 +22,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from domain.deliveries import MAX_RESPONSE_BODY
 from domain.requests import OutgoingRequest
+from harness.threaded import ThreadedServer
 from hookline.settings import Settings
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, webhook_input
-from tests.support import Receiver, Server, free_port, running_server, wait_until
+from tests.support import Receiver, Server, running_server, wait_until
 from workers.sender import Sender
 from workers.slots import embedded_share, worker_share
 
@@ -198,8 +198,7 @@ class Visit:
     answered: float | None = None  # /slow: when its answer started to go out
 
 
-@dataclass
-class HostileTarget:
+class HostileTarget(ThreadedServer):
     """A raw TCP server whose answer depends on the path:
 
     /huge          200 with a 100 MB Content-Length body, streamed as fast as the client reads
@@ -211,42 +210,20 @@ class HostileTarget:
     /slow          200 after SLOW seconds
     """
 
-    port: int = field(default_factory=free_port)
-    visits: list[Visit] = field(default_factory=list)
-    limit_seconds: float = 30.0  # no handler lives longer than this, whatever the client does
+    limit_seconds = 30.0  # no handler lives longer than this, whatever the client does
 
-    def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> HostileTarget:
-        self._thread.start()
-        assert self._started.wait(10)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+    def __init__(self) -> None:
+        super().__init__()
+        self.visits: list[Visit] = []
 
     def visited(self, path: str) -> list[Visit]:
         return [v for v in self.visits if v.path == path]
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
-        self._started.set()
-        self._loop.run_forever()
-        server.close()
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self._loop.close()
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        self._server.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from harness.certificates import Authority
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, ROTATE, WEBHOOK, WEBHOOKS, webhook_input
 from tests.support import GraphQLResult, Receiver, Server, wait_until
 
@@ -112,7 +113,7 @@ async def subscribe_once(server: Server, key: str, count: int) -> list[str]:
 
 
 def test_no_secret_appears_in_any_log_answer_export_output_or_metric(
-    embedded_server: Server, receiver: Receiver
+    embedded_server: Server, receiver: Receiver, token_endpoint: Receiver
 ) -> None:
     server = embedded_server
     # Everything the process can log, it logs: debug from the start.
@@ -139,6 +140,20 @@ def test_no_secret_appears_in_any_log_answer_export_output_or_metric(
     )
     capture.secret(token, "the BEARER token")
     capture.secret(header_value, "the HEADER value")
+    client_secret, access_token = f"cs-{secrets.token_urlsafe(24)}", f"at-{secrets.token_urlsafe(24)}"
+    capture.secret(client_secret, "the OAUTH2 client secret")
+    capture.secret(
+        base64.b64encode(f"svc-client:{client_secret}".encode()).decode(), "the token request's Basic value"
+    )
+    capture.secret(access_token, "the OAUTH2 access token")
+    token_endpoint.respond = lambda _: (
+        200,
+        {},
+        json.dumps({"access_token": access_token, "expires_in": 3600}),
+    )
+    client = Authority.create("Secrets CA").client("svc-client")
+    for n, line in enumerate(client.private_key_pem.splitlines()[1:-1]):
+        capture.secret(line, f"line {n + 1} of the MTLS private key")
     credential_inputs = {
         "BASIC": {"name": "basic", "kind": "BASIC", "username": "svc-user", "password": password},
         "BEARER": {"name": "bearer", "kind": "BEARER", "token": token},
@@ -147,6 +162,19 @@ def test_no_secret_appears_in_any_log_answer_export_output_or_metric(
             "kind": "HEADER",
             "headerName": "X-Api-Key",
             "headerValue": header_value,
+        },
+        "OAUTH2_CLIENT_CREDENTIALS": {
+            "name": "oauth2",
+            "kind": "OAUTH2_CLIENT_CREDENTIALS",
+            "tokenUrl": f"{token_endpoint.url}/token",
+            "clientId": "svc-client",
+            "clientSecret": client_secret,
+        },
+        "MTLS": {
+            "name": "mtls",
+            "kind": "MTLS",
+            "certificatePem": client.certificate_pem,
+            "privateKeyPem": client.private_key_pem,
         },
     }
     credentials = {
@@ -184,7 +212,7 @@ def test_no_secret_appears_in_any_log_answer_export_output_or_metric(
         assert {e["node"]["signingSecret"] for e in listed} == {None}
         capture.gql(keys[role], WEBHOOK, {"id": webhooks["BASIC"]["id"]})
     masked = capture.gql(keys["auditor"], CREDENTIALS).ok()["credentials"]
-    assert {c["kind"] for c in masked} == {"BASIC", "BEARER", "HEADER"}
+    assert {c["kind"] for c in masked} == set(credential_inputs)
     capture.gql(admin, CREDENTIALS)
     capture.gql(other_org_admin, WEBHOOK, {"id": webhooks["BASIC"]["id"]})
     capture.gql(publisher, EVENT_TYPES)
@@ -244,7 +272,11 @@ def test_no_secret_appears_in_any_log_answer_export_output_or_metric(
     # The search finds what is there: the target did get the credentials, and the admin the secrets.
     control = Capture(server, texts=[("the receiver", str([r.headers for r in receiver.requests]))])
     control.secrets = dict(capture.secrets)
-    assert {"the BEARER token in the receiver", "the HEADER value in the receiver"} <= set(control.leaks())
+    assert {
+        "the BEARER token in the receiver",
+        "the HEADER value in the receiver",
+        "the OAUTH2 access token in the receiver",
+    } <= set(control.leaks())
 
 
 # -- keys list and keys revoke -----------------------------------------------------------------------

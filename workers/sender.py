@@ -1,50 +1,35 @@
 """Sends a delivery's HTTP request with aiohttp and describes what happened as an `Attempt`.
 
-One shared session, so connections to a target are reused. Every connection's address is checked
-after DNS resolution (the socket factory sees the real address, IP literals included), redirects are
-not followed, the proxy environment is ignored, and timeouts and a read cap bound each attempt.
+The requests go out through `Egress` (connections reused, every target's address checked after DNS
+resolution, redirects not followed, the proxy environment ignored, the egress proxy used when set);
+timeouts and a read cap bound each attempt. An OAuth2 credential's token comes from `Tokens`, and a
+401 from the target is answered once with a new token.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import structlog
-from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from domain.credentials import Tls, TokenGrant
 from domain.deliveries import MAX_RESPONSE_BODY, Attempt, cap_response_body
 from domain.masking import masked_url
 from domain.requests import OutgoingRequest
-from domain.targets import address_allowed, refusal
+from workers.egress import Egress, TargetRefused, Unresolvable
+from workers.tokens import Token, TokenError, Tokens, read_token_response
 
 log = structlog.get_logger("hookline.sender")
 
 MAX_DETAIL = 200  # characters of an exception's message kept in an attempt's error
 SHORTEST_SECRET = 4  # header values shorter than this are not looked for in a message
-
-
-class TargetRefused(OSError):
-    """The target resolved to an address that webhooks may not reach."""
-
-
-def guarded_socket_factory(allow_private: bool) -> Callable[[AddrInfoType], socket.socket]:
-    def factory(addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, sockaddr = addr_info
-        address = ipaddress.ip_address(sockaddr[0])
-        if not address_allowed(address, allow_private=allow_private):
-            raise TargetRefused(f"target refused: it resolves to {refusal(address)}")
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    return factory
 
 
 class Sender:
@@ -57,34 +42,30 @@ class Sender:
         total_timeout: float = 15.0,
         connections: int = 256,
         resolver: AbstractResolver | None = None,
+        proxy: str | None = None,
+        no_proxy: tuple[str, ...] = (),
     ) -> None:
-        self.allow_private_targets = allow_private_targets
         self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(
-            total=total_timeout, connect=connect_timeout, sock_connect=connect_timeout
+        self.egress = Egress(
+            allow_private_targets=allow_private_targets,
+            timeout=aiohttp.ClientTimeout(
+                total=total_timeout, connect=connect_timeout, sock_connect=connect_timeout
+            ),
+            connections=connections,
+            proxy=proxy,
+            no_proxy=no_proxy,
+            resolver=resolver,
         )
-        self.connections = connections
-        self.resolver = resolver  # None: aiohttp's own; tests give one that lies (DNS rebinding)
-        self._session: aiohttp.ClientSession | None = None
+        self.tokens = Tokens(self._fetch_token)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.connections,
-            limit_per_host=0,
-            socket_factory=guarded_socket_factory(self.allow_private_targets),
-            resolver=self.resolver,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, trust_env=False, auto_decompress=True
-        )
+        await self.egress.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.egress.close()
 
     async def send(self, request: OutgoingRequest, number: int) -> Attempt:
-        if self._session is None:
+        if not self.egress.started:
             raise RuntimeError("the sender has not been started")
         started_at = self.clock()
         began = time.perf_counter()
@@ -93,26 +74,17 @@ class Sender:
         error: str | None = None
         retry_after: str | None = None
         try:
-            async with self._session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                data=request.body,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-                body = cap_response_body(await _read_capped(response))
-                if not 200 <= status < 300:
-                    error = f"HTTP {status}"
+            status, retry_after, raw = await self._exchange(request)
+            body = cap_response_body(raw)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
         except TimeoutError:
             error = "timed out"
         except aiohttp.ClientConnectorError as exc:
-            refused = exc.os_error if isinstance(exc.os_error, TargetRefused) else None
-            error = str(refused) if refused else f"could not connect: {exc.os_error.strerror or exc}"
+            error = connect_error(exc)
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {without_secrets(str(exc), request)}"
-        except TargetRefused as exc:
+        except (TargetRefused, Unresolvable, TokenError) as exc:
             error = str(exc)
         except Exception as exc:  # e.g. aiohttp refusing a header value or a host name
             # The attempt's error, which the retry schedule follows; raised, the job would rerun forever.
@@ -130,6 +102,58 @@ class Sender:
             response_body=body,
             retry_after=retry_after,
         )
+
+    async def _exchange(self, request: OutgoingRequest) -> tuple[int, str | None, bytes]:
+        """The target's status, Retry-After and (capped) body; with a token grant, a 401 is answered
+        once more with a new token."""
+        grant = request.token_grant
+        token = await self.tokens.get(grant) if grant else None
+        answer = await self._request(request, token)
+        if answer[0] == 401 and grant is not None and token is not None:
+            self.tokens.forget(grant, token)
+            answer = await self._request(request, await self.tokens.get(grant))
+        return answer
+
+    async def _request(self, request: OutgoingRequest, token: str | None) -> tuple[int, str | None, bytes]:
+        headers = request.headers
+        if token is not None:  # the token wins over an Authorization header of the webhook's own
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = f"Bearer {token}"
+        async with self.egress.request(
+            request.method, request.url, tls=request.tls, headers=headers, data=request.body
+        ) as response:
+            return response.status, response.headers.get("Retry-After"), await _read_capped(response)
+
+    async def _fetch_token(self, grant: TokenGrant) -> Token:
+        """A token from the grant's endpoint (client id and secret in HTTP Basic, form-encoded first as
+        RFC 6749 2.3.1 says), through the same egress and checks as a target; failures as TokenError."""
+        auth = aiohttp.encode_basic_auth(quote(grant.client_id, safe=""), quote(grant.client_secret, safe=""))
+        try:
+            async with self.egress.request(
+                "POST",
+                grant.token_url,
+                tls=Tls(ca_bundle_pem=grant.ca_bundle_pem) if grant.ca_bundle_pem else None,
+                data=grant.form(),
+                headers={"Accept": "application/json", "Authorization": auth},
+            ) as response:
+                return read_token_response(response.status, await _read_capped(response))
+        except TokenError:
+            raise
+        except TimeoutError:
+            raise TokenError("token endpoint: timed out") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise TokenError(f"token endpoint: {connect_error(exc)}") from None
+        except (TargetRefused, Unresolvable) as exc:
+            raise TokenError(f"token endpoint: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise TokenError(f"token endpoint: {type(exc).__name__}") from None
+
+
+def connect_error(error: aiohttp.ClientConnectorError) -> str:
+    """An attempt's error for a connection that was not made: refused by the target policy, or failed."""
+    if isinstance(error.os_error, TargetRefused):
+        return str(error.os_error)
+    return f"could not connect: {error.os_error.strerror or error}"
 
 
 def could_not_send(error: Exception, request: OutgoingRequest) -> str:

@@ -160,10 +160,18 @@ class ConfigurationCommands(HooklineBase):
         if problems:
             raise InvalidInput(problems)
 
-    def _resolved_target_problems(self, url: str) -> list[Problem]:
-        parts, _ = split_target(url)
+    def _resolved_target_problems(self, url: str, field: str = "targetUrl") -> list[Problem]:
+        """The problems of a URL's host as written (a token URL's: a target's were found with the rest
+        of its webhook's) and of the addresses its name resolves to."""
+        parts, _ = split_target(url, field)
         host = parts.hostname if parts else None
-        if not host or self.allow_private_targets:
+        if not host:
+            return []
+        if field != "targetUrl" and (
+            problem := literal_host_problem(host, allow_private=self.allow_private_targets, field=field)
+        ):
+            return [problem]
+        if self.allow_private_targets:
             return []
         try:
             ipaddress.ip_address(host.strip("[]"))
@@ -176,7 +184,7 @@ class ConfigurationCommands(HooklineBase):
             return []  # unresolvable now; checked again after resolution at send time
         for address in addresses:
             if not address_allowed(address, allow_private=False):
-                return [Problem("targetUrl", f"resolves to {refusal(address)}")]
+                return [Problem(field, f"resolves to {refusal(address)}")]
         return []
 
     def _check_not_duplicate(self, principal: Principal, spec: WebhookSpec, exclude: UUID | None) -> None:
@@ -203,13 +211,11 @@ class ConfigurationCommands(HooklineBase):
             )
             if sample is None:
                 errors.append("none of the webhook's event types is defined, so there is no sample data")
-        credential_headers: dict[str, str] = {}
+        credential: Credential | None = None
         if spec.credential_id is not None:
             credential = self._credential(principal, spec.credential_id)
             if credential is None:
                 errors.append("the webhook's credential no longer exists")
-            else:
-                credential_headers = credential.headers()
         parts, _ = split_target(spec.target_url)
         if parts is not None and parts.hostname:
             problem = literal_host_problem(parts.hostname, allow_private=self.allow_private_targets)
@@ -234,7 +240,7 @@ class ConfigurationCommands(HooklineBase):
                 now=now,
                 user_agent=self.user_agent,
                 max_rendered_bytes=self.max_rendered_bytes,
-                credential_headers=credential_headers,
+                credential=credential,
                 unreplaced=not use_sample_data,
             )
         except RenderedBodyTooLarge as error:
@@ -245,7 +251,10 @@ class ConfigurationCommands(HooklineBase):
         self, principal: Principal, name: str, kind: CredentialKind, parts: dict[str, str | None]
     ) -> Credential:
         principal.require(Permission.MANAGE_CREDENTIALS)
-        problems = check_credential(name, kind, parts)
+        problems = check_credential(name, kind, parts, self.clock())
+        token_url = parts.get("tokenUrl")
+        if token_url and not any(p.field == "tokenUrl" for p in problems):
+            problems += self._resolved_target_problems(token_url, "tokenUrl")
         if problems:
             raise InvalidInput(problems)
         credential = Credential(

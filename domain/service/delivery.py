@@ -156,11 +156,11 @@ class DeliveryCommands(HooklineBase):
             head = self.views.ordered_head(webhook.id)
             if head is None or head[0] != delivery.id:
                 return NOTHING_TO_SEND  # the dispatcher queues it again when its turn comes
-        credential_headers: dict[str, str] = {}
+        credential: Credential | None = None
         if spec.credential_id is not None:
-            credential = self._recent(Credential, [spec.credential_id]).get(spec.credential_id)
-            if credential is not None and credential.organization_id == webhook.organization_id:
-                credential_headers = credential.headers()
+            found_credential = self._recent(Credential, [spec.credential_id]).get(spec.credential_id)
+            if found_credential is not None and found_credential.organization_id == webhook.organization_id:
+                credential = found_credential
         try:
             request = build_request(
                 saved[webhook.id],
@@ -170,7 +170,7 @@ class DeliveryCommands(HooklineBase):
                 now=now,
                 user_agent=self.user_agent,
                 max_rendered_bytes=self.max_rendered_bytes,
-                credential_headers=credential_headers,
+                credential=credential,
             )
         except RenderedBodyTooLarge as error:
             # The same template and event render the same way every time: a retry cannot succeed.

@@ -10,6 +10,8 @@ const KINDS = [
   ["BEARER", "Bearer token", "Authorization: Bearer <token>"],
   ["BASIC", "Basic", "Authorization: Basic <username:password>"],
   ["HEADER", "Header", "a header of your choice"],
+  ["OAUTH2_CLIENT_CREDENTIALS", "OAuth2 client credentials", "a token from your identity provider, sent as Bearer"],
+  ["MTLS", "Mutual TLS", "a client certificate presented to the target"],
 ];
 const CREATE = "mutation($input: CreateCredentialInput!) { createCredential(input: $input) { id name maskedSecret } }";
 
@@ -91,14 +93,29 @@ function kindChoice() {
   });
   const secret = (label, type = "password") =>
     field(label[0], h("input", { type, autocomplete: "off", spellcheck: "false" }), { name: label[1] });
+  const pem = (label, name, placeholder) =>
+    field(label, h("textarea", { rows: "5", class: "code", spellcheck: "false", autocomplete: "off", placeholder }), { name });
   const parts = {
     BEARER: [secret(["Token", "token"])],
     BASIC: [secret(["Username", "username"], "text"), secret(["Password", "password"])],
     HEADER: [secret(["Header name", "headerName"], "text"), secret(["Header value", "headerValue"])],
+    OAUTH2_CLIENT_CREDENTIALS: [
+      secret(["Token URL", "tokenUrl"], "url"),
+      secret(["Client id", "clientId"], "text"),
+      secret(["Client secret", "clientSecret"]),
+      secret(["Scope (optional)", "scope"], "text"),
+      secret(["Audience (optional)", "audience"], "text"),
+    ],
+    MTLS: [
+      pem("Client certificate (PEM)", "certificatePem", "-----BEGIN CERTIFICATE-----"),
+      pem("Private key (PEM, unencrypted)", "privateKeyPem", "-----BEGIN PRIVATE KEY-----"),
+    ],
   };
+  // Any kind: a private CA the credential's targets (and token endpoint) are trusted by.
+  const caBundle = pem("Private CA bundle (PEM, optional)", "caBundlePem", "-----BEGIN CERTIFICATE-----");
   const partsBox = h("div", { class: "grid-2" });
   const kind = () => radios.map((r) => r.querySelector("input")).find((r) => r.checked).value;
-  const showParts = () => replace(partsBox, parts[kind()]);
+  const showParts = () => replace(partsBox, [...parts[kind()], caBundle]);
   const kinds = h(
     "fieldset",
     { class: "field", "data-field": "kind", onchange: showParts },
@@ -110,7 +127,7 @@ function kindChoice() {
   /** The kind and its parts as input (a part left empty is null). */
   const read = () => {
     const input = { kind: kind() };
-    for (const el of parts[kind()]) input[el.dataset.field] = el.querySelector("input").value || null;
+    for (const el of [...parts[kind()], caBundle]) input[el.dataset.field] = el.querySelector("input, textarea").value || null;
     return input;
   };
   return { el: [kinds, partsBox], read };
