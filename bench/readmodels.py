@@ -180,7 +180,7 @@ def fill(directory: Path, webhooks: int, deliveries: int) -> Filled:
                 Delivery(event_id=event.id, webhook_id=w.id, organization_id=org, event_type=PUBLISHED)
                 for w in subscribers
             ]
-            event.fan_out([d.webhook_id for d in fanned])  # so the server finds nothing to fan out
+            event.fan_out([(w.id, w.version) for w in subscribers])  # so the server finds nothing to fan out
             for n, delivery in enumerate(fanned):
                 attempts += record_attempts(delivery, e + n, now)
             batches.add(event, *fanned)

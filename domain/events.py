@@ -80,13 +80,17 @@ class Event(Aggregate):
         self.idempotency_key = idempotency_key
         self.fanned_out = False
         self.webhook_ids: list[UUID] = []
+        self.webhook_versions: list[int] = []
 
-    def fan_out(self, webhook_ids: list[UUID]) -> None:
-        """Record which webhooks the event goes to; done once (a rerun conflicts on the version)."""
+    def fan_out(self, webhooks: list[tuple[UUID, int]]) -> None:
+        """Record which webhooks (at which versions) the event goes to: the deliveries it owes, each
+        stored only when its first attempt ends (`Delivery.owed`). Done once (a rerun conflicts on
+        the version)."""
         if not self.fanned_out:
-            self._fanned_out(webhook_ids=webhook_ids)
+            self._fanned_out(webhook_ids=[i for i, _ in webhooks], webhook_versions=[v for _, v in webhooks])
 
     @event("FannedOut")
-    def _fanned_out(self, webhook_ids: list[UUID]) -> None:
+    def _fanned_out(self, webhook_ids: list[UUID], webhook_versions: list[int] | None = None) -> None:
         self.fanned_out = True
         self.webhook_ids = list(webhook_ids)
+        self.webhook_versions = list(webhook_versions or [])

@@ -38,6 +38,7 @@ from hookline.keys import store_key
 from hookline.metrics import Metrics
 from hookline.runtime import SWEEP_BACKLOG, settle_heap, sweeping
 from hookline.settings import Settings
+from store.projectors import last_update_key
 from store.readmodel import ReadModel
 from store.storage import open_storage
 from workers import arq_jobs
@@ -177,7 +178,7 @@ def build_gateway(settings: Settings) -> Starlette:
     live = LiveUpdates(
         views.delivery_updates,
         lambda after, limit: views.delivery_updates(None, None, after, limit),
-        lambda: read_model.position,
+        lambda: last_update_key(read_model.position),
     )
     metrics = Metrics()
     read_model.listeners.append(metrics.count)

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.application import Hookline
+from hookline.wiring import Opened
+from tests.apps import opened
 from tests.support import (
     Receiver,
     Server,
@@ -67,3 +70,16 @@ def org() -> str:
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[Opened]:
+    """The application and its read model on SQLite in the test's directory (see `tests.apps`)."""
+    application = opened(tmp_path)
+    yield application
+    application.app.close()
+
+
+@pytest.fixture
+def app(both: Opened) -> Hookline:
+    return both.app

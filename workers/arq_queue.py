@@ -75,8 +75,9 @@ class ArqQueue:
     def fan_out(self, event_id: UUID) -> None:
         self._add(fan_out=str(event_id))
 
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        job = self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
+    def deliver(self, delivery_id: UUID, at: datetime | None = None, owed_by: UUID | None = None) -> None:
+        args = (str(delivery_id), due_key(at), *([str(owed_by)] if owed_by else []))
+        job = self._job(deliver_job_id(delivery_id, at), DELIVER, args, at)
         self._add(job=job)
 
     def _add(self, *, job: tuple[str, int, int, bytes] | None = None, fan_out: str | None = None) -> None:
