@@ -83,15 +83,13 @@ class Delivery(Aggregate):
         )
 
     @classmethod
-    def owed(cls, event: Event, delivery_id: UUID) -> Delivery | None:
-        """The delivery that an event's fan-out owes under that id, before anything about it is
-        stored (None if the event owes none such): PENDING since the event was fanned out. Saved as
-        it is, it records its creation; `attempted` records its first attempt with it instead."""
-        webhook_id = next((w for w in event.webhook_ids if ids.delivery_id(event.id, w) == delivery_id), None)
-        if webhook_id is None:
-            return None
+    def owed(cls, event: Event, webhook_id: UUID, delivery_id: UUID) -> Delivery:
+        """The delivery that an event's fan-out owes to a webhook (`Event.owed`: its id given, as
+        derived), before anything about it is stored: PENDING since the event was fanned out. Saved
+        as it is, it records its creation; `attempted` records its first attempt with it instead."""
         delivery = cls._create(
             getattr(cls, "Created"),  # noqa: B009 - the class @event("Created") made
+            id=delivery_id,
             timestamp=event.modified_on,
             event_id=event.id,
             webhook_id=webhook_id,
@@ -105,6 +103,7 @@ class Delivery(Aggregate):
         """An owed delivery (`owed`) created at its first attempt's outcome: one event."""
         return type(self)._create(
             Delivery.Attempted,
+            id=self.id,
             event_id=self.event_id,
             webhook_id=self.webhook_id,
             organization_id=self.organization_id,

@@ -89,6 +89,10 @@ class Event(Aggregate):
         if not self.fanned_out:
             self._fanned_out(webhook_ids=[i for i, _ in webhooks], webhook_versions=[v for _, v in webhooks])
 
+    def owed(self) -> dict[UUID, UUID]:
+        """The deliveries its fan-out owes: each one's webhook, by the delivery's (derived) id."""
+        return {ids.delivery_id(self.id, webhook_id): webhook_id for webhook_id in self.webhook_ids}
+
     @event("FannedOut")
     def _fanned_out(self, webhook_ids: list[UUID], webhook_versions: list[int] | None = None) -> None:
         self.fanned_out = True

@@ -172,17 +172,18 @@ class States:
         """Deliveries (by id, hex) that an event's fan-out owes and nothing about is stored yet:
         PENDING, built from their events (`Delivery.owed`)."""
         c.execute(
-            f"SELECT id, event_id FROM hl_deliveries WHERE id IN ({','.join('?' * len(wanted))})", wanted
+            f"SELECT id, event_id, webhook_id FROM hl_deliveries WHERE id IN ({','.join('?' * len(wanted))})",
+            wanted,
         )
-        owed_by = {row[0]: row[1] for row in c.fetchall()}
-        if not owed_by:
+        rows = c.fetchall()
+        if not rows:
             return {}
-        events = self.stored_in(c, list(set(owed_by.values())), topics=EVENT_TOPICS)
+        events = self.stored_in(c, list({row[1] for row in rows}), topics=EVENT_TOPICS)
         found: dict[str, Delivery] = {}
-        for delivery_id, event_id in owed_by.items():
+        for delivery_id, event_id, webhook_id in rows:
             event = events.get(UUID(event_id))
-            if isinstance(event, Event) and (delivery := Delivery.owed(event, UUID(delivery_id))):
-                found[delivery_id] = delivery
+            if isinstance(event, Event) and UUID(webhook_id) in event.webhook_ids:
+                found[delivery_id] = Delivery.owed(event, UUID(webhook_id), UUID(delivery_id))
         return found
 
     def previous(self, c: Cursor, aggregate_id: UUID, version: int) -> Aggregate | None:

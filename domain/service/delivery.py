@@ -16,7 +16,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
-from domain import ids
 from domain.credentials import Credential
 from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
 from domain.errors import Conflict, InvalidInput, NotFound, Problem, RenderedBodyTooLarge
@@ -107,7 +106,7 @@ class DeliveryCommands(HooklineBase):
 
     def _owe(self, event: Event) -> list[UUID]:
         """The deliveries a fanned-out event owes, remembered for their first attempt."""
-        owed = [ids.delivery_id(event.id, webhook_id) for webhook_id in event.webhook_ids]
+        owed = list(event.owed())
         self.owed.remember(owed, event)
         return owed
 
@@ -156,10 +155,16 @@ class DeliveryCommands(HooklineBase):
                 read.update(self._fresh(Event, behind))
             events.update(read)
         deliveries: dict[UUID, Delivery] = {}
+        owed_by_event: dict[UUID, dict[UUID, UUID]] = {}  # each event's webhooks by delivery
         for delivery_id, owner in owing.items():
             event = events.get(owner if isinstance(owner, UUID) else owner.id)
-            if isinstance(event, Event) and (delivery := Delivery.owed(event, delivery_id)) is not None:
-                deliveries[delivery_id] = delivery
+            if not isinstance(event, Event):
+                continue
+            owed = owed_by_event.get(event.id)
+            if owed is None:
+                owed = owed_by_event[event.id] = event.owed()
+            if (webhook_id := owed.get(delivery_id)) is not None:
+                deliveries[delivery_id] = Delivery.owed(event, webhook_id, delivery_id)
         return deliveries, events
 
     def _prepare(
