@@ -227,9 +227,12 @@ class OwedDeliveries:
         self._lock = threading.Lock()
 
     def remember(self, delivery_ids: Iterable[UUID], event: Event | UUID) -> None:
+        """(An event held here is kept when a job names it again: it need not be read.)"""
         with self._lock:
             for delivery_id in delivery_ids:
-                self._events[delivery_id] = event
+                held = self._events.get(delivery_id)
+                if not (isinstance(event, UUID) and isinstance(held, Event) and held.id == event):
+                    self._events[delivery_id] = event
             while len(self._events) > self.size:
                 self._events.popitem(last=False)
 

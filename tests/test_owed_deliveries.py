@@ -132,3 +132,11 @@ def test_a_job_naming_the_owing_event_is_prepared_before_the_read_model_has_its_
     finally:
         fanning.close()
         other.close()
+
+
+def test_a_job_naming_an_event_held_here_leaves_it_held(app: Hookline) -> None:
+    """The worker that fanned the event out takes one of its jobs: the event it saved is used, not read."""
+    (event_id,) = published_to(app, UNREACHABLE, 1)
+    (made,) = app.fan_out_many([event_id])
+    app.owed.remember(made, event_id)  # as the arq job that names it does
+    assert isinstance(app.owed.owing(made)[made[0]], Event)
