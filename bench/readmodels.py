@@ -149,7 +149,7 @@ def delivered(
         Delivery(event_id=event.id, webhook_id=w.id, organization_id=w.organization_id, event_type=PUBLISHED)
         for w in webhooks
     ]
-    event.fan_out([d.webhook_id for d in fanned])  # so the server finds nothing to fan out
+    event.fan_out([(w.id, w.version) for w in webhooks])  # so the server finds nothing to fan out
     attempts = sum(record_attempts(delivery, n + i, at) for i, delivery in enumerate(fanned))
     batches.add(event, *fanned)
     return attempts

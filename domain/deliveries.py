@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,7 +62,11 @@ def due_key(at: datetime | None) -> int:
 
 
 class Delivery(Aggregate):
-    """One (event, webhook) pair; its id is derived from both, so a second fan-out cannot repeat it."""
+    """One (event, webhook) pair; its id is derived from both, so a second fan-out cannot repeat it.
+
+    An event's fan-out records the deliveries it owes (`Event.fan_out`); each is stored when its first
+    attempt ends, created and attempted in one event (`Attempted`), so that a delivery that succeeds
+    at once is one stored event. Until then it is `owed`: PENDING, built from its event."""
 
     @staticmethod
     def create_id(event_id: UUID, webhook_id: UUID, **_: Any) -> UUID:
@@ -74,6 +81,53 @@ class Delivery(Aggregate):
             organization_id=event.organization_id,
             event_type=event.type,
         )
+
+    @classmethod
+    def owed(cls, event: Event, webhook_id: UUID, delivery_id: UUID) -> Delivery:
+        """The delivery that an event's fan-out owes to a webhook (`Event.owed`: its id given, as
+        derived), before anything about it is stored: PENDING since the event was fanned out. Saved
+        as it is, it records its creation; `attempted` records its first attempt with it instead."""
+        delivery = cls._create(
+            getattr(cls, "Created"),  # noqa: B009 - the class @event("Created") made
+            id=delivery_id,
+            timestamp=event.modified_on,
+            event_id=event.id,
+            webhook_id=webhook_id,
+            organization_id=event.organization_id,
+            event_type=event.type,
+        )
+        delivery.unrecorded = True
+        return delivery
+
+    def attempted(self, attempt: Attempt, next_attempt_at: datetime | None) -> Delivery:
+        """An owed delivery (`owed`) created at its first attempt's outcome: one event."""
+        return type(self)._create(
+            Delivery.Attempted,
+            id=self.id,
+            event_id=self.event_id,
+            webhook_id=self.webhook_id,
+            organization_id=self.organization_id,
+            event_type=self.event_type,
+            owed_since=self.created_on,
+            attempt=attempt.to_data(),
+            next_attempt_at=None if attempt.succeeded else next_attempt_at,
+        )
+
+    class Attempted(Aggregate.Created):
+        """Created at its first attempt's outcome (the fan-out that owed it is `owed_since`)."""
+
+        event_id: UUID
+        webhook_id: UUID
+        organization_id: UUID
+        event_type: str
+        owed_since: datetime
+        attempt: dict[str, Any]
+        next_attempt_at: datetime | None
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Delivery)
+            aggregate._created_on = self.owed_since
+            aggregate._append_attempt(self.attempt, self.next_attempt_at)
 
     @event("Created")
     def __init__(
@@ -92,6 +146,7 @@ class Delivery(Aggregate):
         self.next_attempt_at: datetime | None = None
         self.redelivery_requested = False
         self.abandoned_reason: str | None = None
+        self.unrecorded = False  # owed, and nothing about it stored yet (see `owed`)
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -143,17 +198,48 @@ class Delivery(Aggregate):
 
     @event("AttemptSucceeded")
     def _attempt_succeeded(self, attempt: dict[str, Any]) -> None:
-        self.attempt_data.append(attempt)
-        self.redelivery_requested = False
-        self.status = DeliveryStatus.SUCCEEDED
-        self.next_attempt_at = None
+        self._append_attempt(attempt, None)
 
     @event("AttemptFailed")
     def _attempt_failed(self, attempt: dict[str, Any], next_attempt_at: datetime | None) -> None:
+        self._append_attempt(attempt, next_attempt_at)
+
+    def _append_attempt(self, attempt: dict[str, Any], next_attempt_at: datetime | None) -> None:
+        """An attempt's outcome (a failed one's next attempt time, None: no more)."""
         self.attempt_data.append(attempt)
         self.redelivery_requested = False
-        self.next_attempt_at = next_attempt_at
-        self.status = DeliveryStatus.RETRYING if next_attempt_at else DeliveryStatus.FAILED
+        if Attempt.from_data(attempt).succeeded:
+            self.status, self.next_attempt_at = DeliveryStatus.SUCCEEDED, None
+        else:
+            self.next_attempt_at = next_attempt_at
+            self.status = DeliveryStatus.RETRYING if next_attempt_at else DeliveryStatus.FAILED
+
+
+class OwedDeliveries:
+    """The event that owes each delivery this process heard of, the latest `size` of them: from a
+    fan-out here (the event itself, as just saved), or a job that named it (its id). An owed
+    delivery's first attempt is built from it without waiting for the read model's rows of owed
+    deliveries, nor, when the fan-out ran here, reading the event again. Thread-safe."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._events: OrderedDict[UUID, Event | UUID] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, delivery_ids: Iterable[UUID], event: Event | UUID) -> None:
+        """(An event held here is kept when a job names it again: it need not be read.)"""
+        with self._lock:
+            for delivery_id in delivery_ids:
+                held = self._events.get(delivery_id)
+                if not (isinstance(event, UUID) and isinstance(held, Event) and held.id == event):
+                    self._events[delivery_id] = event
+            while len(self._events) > self.size:
+                self._events.popitem(last=False)
+
+    def owing(self, delivery_ids: Sequence[UUID]) -> dict[UUID, Event | UUID]:
+        """The event (or its id) of each delivery remembered, by delivery."""
+        events = self._events
+        return {i: event for i in delivery_ids if (event := events.get(i)) is not None}
 
 
 @dataclass(frozen=True)

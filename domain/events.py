@@ -85,13 +85,21 @@ class Event(Aggregate):
         self.trace_parent = trace_parent
         self.fanned_out = False
         self.webhook_ids: list[UUID] = []
+        self.webhook_versions: list[int] = []
 
-    def fan_out(self, webhook_ids: list[UUID]) -> None:
-        """Record which webhooks the event goes to; done once (a rerun conflicts on the version)."""
+    def fan_out(self, webhooks: list[tuple[UUID, int]]) -> None:
+        """Record which webhooks (at which versions) the event goes to: the deliveries it owes, each
+        stored only when its first attempt ends (`Delivery.owed`). Done once (a rerun conflicts on
+        the version)."""
         if not self.fanned_out:
-            self._fanned_out(webhook_ids=webhook_ids)
+            self._fanned_out(webhook_ids=[i for i, _ in webhooks], webhook_versions=[v for _, v in webhooks])
+
+    def owed(self) -> dict[UUID, UUID]:
+        """The deliveries its fan-out owes: each one's webhook, by the delivery's (derived) id."""
+        return {ids.delivery_id(self.id, webhook_id): webhook_id for webhook_id in self.webhook_ids}
 
     @event("FannedOut")
-    def _fanned_out(self, webhook_ids: list[UUID]) -> None:
+    def _fanned_out(self, webhook_ids: list[UUID], webhook_versions: list[int] | None = None) -> None:
         self.fanned_out = True
         self.webhook_ids = list(webhook_ids)
+        self.webhook_versions = list(webhook_versions or [])

@@ -69,6 +69,9 @@ class DeliveryViews(Protocol):
     def ordered_head(self, webhook_id: UUID) -> tuple[UUID, datetime | None] | None:
         """An ordered webhook's next delivery (and its due time), if it may go now."""
 
+    def owed_by(self, delivery_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """The event of each delivery the tables know of (owed by its fan-out, or stored)."""
+
     def failed_deliveries(self, webhook_id: UUID, since: datetime) -> list[UUID]: ...
 
     def events_between(

@@ -109,9 +109,9 @@ class Metrics:
             name = type(domain_event).__qualname__
             if name == "Event.Published":
                 self.events_published.inc()
-            elif name in ("Delivery.AttemptSucceeded", "Delivery.AttemptFailed"):
-                succeeded = name == "Delivery.AttemptSucceeded"
+            elif name in ("Delivery.Attempted", "Delivery.AttemptSucceeded", "Delivery.AttemptFailed"):
                 attempt = getattr(domain_event, "attempt")  # noqa: B009
+                succeeded = attempt["status_code"] is not None and 200 <= attempt["status_code"] < 300
                 self.attempts.labels("success" if succeeded else "failure").inc()
                 self.attempt_duration.observe(attempt["duration_ms"] / 1000)
                 if succeeded:

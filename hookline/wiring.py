@@ -39,6 +39,7 @@ from hookline.runtime import SWEEP_BACKLOG, Liveness, settle_heap, sweeping
 from hookline.settings import Settings
 from hookline.tracing import tracer_from_env
 from store.operations import OperationsQueries
+from store.projectors import last_update_key
 from store.readmodel import ReadModel
 from store.storage import open_storage
 from store.usage import KeyUsageTable
@@ -181,7 +182,7 @@ def build_gateway(settings: Settings) -> Starlette:
     live = LiveUpdates(
         views.delivery_updates,
         lambda after, limit: views.delivery_updates(None, None, after, limit),
-        lambda: read_model.position,
+        lambda: last_update_key(read_model.position),
     )
     metrics = Metrics()
     read_model.listeners.append(metrics.count)

@@ -12,8 +12,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain import ids
 from domain.credentials import Credential
-from domain.deliveries import Attempt, Delivery, DeliveryUpdate
+from domain.deliveries import Attempt, Delivery, DeliveryStatus, DeliveryUpdate
 from domain.event_types import EventType
 from domain.events import Event
 from domain.organizations import ApiKey
@@ -23,6 +24,28 @@ from store.sql import Cursor, moment
 
 Changed = Sequence[tuple[Aggregate, int | None]]
 """The batch's aggregates of one type, each with the position of its creation if the batch created it."""
+
+UPDATE_KEYS = 1 << 20
+"""Keys of `hl_delivery_updates` (the cursors of deliveryUpdates) for each position of the log: an
+event's fan-out at one position makes each delivery it owes an update of its own."""
+
+
+def update_key(position: int, index: int = 0) -> int:
+    return position * UPDATE_KEYS + index
+
+
+def last_update_key(position: int) -> int:
+    """The key of the last update the log up to that position can have made."""
+    return update_key(position + 1) - 1
+
+
+def insert_updates(c: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
+    if rows:
+        c.executemany(
+            "INSERT INTO hl_delivery_updates (position, organization_id, webhook_id, delivery_id,"
+            " event_id, status, attempt, status_code, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 @dataclass
@@ -40,6 +63,7 @@ class Batch:
     states: dict[UUID, Aggregate] = field(default_factory=dict)
     created: dict[UUID, int] = field(default_factory=dict)  # aggregate → position of its creation
     updates: list[tuple[Any, ...]] = field(default_factory=list)  # rows of hl_delivery_updates
+    owed: list[tuple[Any, ...]] = field(default_factory=list)  # rows of deliveries owed by fan-outs
     streaks: dict[UUID, Streak] = field(default_factory=dict)  # by webhook
     health: health.HealthBatch = field(default_factory=health.HealthBatch)
 
@@ -121,6 +145,9 @@ class Webhooks(Projector):
 
 
 class Events(Projector):
+    """Events' rows, and a PENDING row (and live update) for each delivery an event's fan-out owes,
+    which its first attempt's outcome then updates (see `Delivery.owed`)."""
+
     tables = ("hl_events",)
     schema = (
         "CREATE TABLE IF NOT EXISTS hl_events ("
@@ -132,7 +159,31 @@ class Events(Projector):
     )
     snapshot = False
 
+    def applied(self, batch: Batch, seq: int, domain_event: object, aggregate: Aggregate) -> None:
+        if type(domain_event).__qualname__ != "Event.FannedOut":
+            return
+        assert isinstance(aggregate, Event)
+        at = moment(aggregate.modified_on)
+        organization, event = aggregate.organization_id.hex, aggregate.id.hex
+        for index, webhook_id in enumerate(aggregate.webhook_ids):
+            delivery = ids.delivery_id(aggregate.id, webhook_id).hex
+            batch.owed.append((delivery, organization, webhook_id.hex, event, seq, at, event))
+            pending = DeliveryStatus.PENDING.value
+            owed = (organization, webhook_id.hex, delivery, event, pending, None, None, at)
+            batch.updates.append((update_key(seq, index), *owed))
+
     def write(self, c: Cursor, batch: Batch, changed: Changed) -> None:
+        self._index(c, changed)
+        if batch.owed:  # (a delivery a replay made first keeps its row)
+            c.executemany(
+                "INSERT INTO hl_deliveries (id, organization_id, webhook_id, event_id, seq, status,"
+                " next_attempt_at, event_seq, created_at)"
+                " SELECT ?, ?, ?, ?, ?, 'PENDING', NULL, e.seq, ? FROM hl_events e WHERE e.id = ?"
+                " ON CONFLICT (id) DO NOTHING",
+                batch.owed,
+            )
+
+    def _index(self, c: Cursor, changed: Changed) -> None:
         rows = []
         for event, created in changed:
             assert isinstance(event, Event)
@@ -153,7 +204,7 @@ class Events(Projector):
         )
 
 
-ATTEMPTED = ("Delivery.AttemptSucceeded", "Delivery.AttemptFailed")
+ATTEMPTED = ("Delivery.Attempted", "Delivery.AttemptSucceeded", "Delivery.AttemptFailed")
 
 
 class Deliveries(Projector):
@@ -193,14 +244,14 @@ class Deliveries(Projector):
             batch.health.attempted(aggregate.webhook_id, aggregate.organization_id, attempt)
             streak = batch.streaks.setdefault(aggregate.webhook_id, Streak())
             at = attempt.started_at
-            if name == "Delivery.AttemptSucceeded":
+            if attempt.succeeded:
                 streak.last_success, streak.failing_since = at, None
             elif streak.failing_since is None:
                 streak.failing_since = at
-        update = DeliveryUpdate.of(seq, aggregate)
+        update = DeliveryUpdate.of(update_key(seq), aggregate)
         batch.updates.append(
             (
-                seq,
+                update.position,
                 update.organization_id.hex,
                 update.webhook_id.hex,
                 update.delivery_id.hex,
@@ -254,12 +305,6 @@ class Deliveries(Projector):
                     (moment(streak.failing_since), webhook_id.hex),
                 )
         batch.health.write(c)
-        if batch.updates:
-            c.executemany(
-                "INSERT INTO hl_delivery_updates (position, organization_id, webhook_id, delivery_id,"
-                " event_id, status, attempt, status_code, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                batch.updates,
-            )
 
     def _event_seqs(self, c: Cursor, batch: Batch, changed: Changed) -> dict[UUID, int]:
         """The positions of the publications of the events the batch's new deliveries are for (the

@@ -354,6 +354,14 @@ class ReadModelQueries:
             )
             return [(UUID(row[0]), int(row[1])) for row in c.fetchall()]
 
+    def owed_by(self, delivery_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        with self.db.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT id, event_id FROM hl_deliveries WHERE id IN ({','.join('?' * len(delivery_ids))})",
+                [d.hex for d in delivery_ids],
+            )
+            return {UUID(row[0]): UUID(row[1]) for row in c.fetchall()}
+
     def existing_deliveries(self, delivery_ids: Sequence[UUID]) -> set[UUID]:
         if not delivery_ids:
             return set()

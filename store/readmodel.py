@@ -21,7 +21,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification,
 
 from domain.webhooks import Webhook
 from store.audit import AuditTrail
-from store.projectors import PROJECTORS, Batch, Projector
+from store.projectors import PROJECTORS, Batch, Projector, insert_updates
 from store.queries import ReadModelQueries
 from store.sql import Cursor, database_of
 from store.states import StateCache, States
@@ -42,8 +42,10 @@ SCHEMA = (
 # (`store.audit.CHAIN`).
 # 4: events' states are no longer kept in hl_states; 5: nor deliveries'; 6: audit records mask secret
 # header values and target URLs' secrets (domain.masking); 7: every time in the tables is a `moment`
-# (due times were ISO text of varying width, which SQL could not compare); 8: webhooks' health.
-SCHEMA_VERSION = 8
+# (due times were ISO text of varying width, which SQL could not compare); 8: webhooks' health;
+# 9: a fan-out's owed deliveries have rows before anything about them is stored, and live updates are
+# keyed by `update_key` (several at one position).
+SCHEMA_VERSION = 9
 READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",
@@ -267,3 +269,4 @@ class ReadModel:
         for projector, aggregates in changed.items():
             if aggregates:
                 projector.write(c, batch, aggregates)
+        insert_updates(c, batch.updates)

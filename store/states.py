@@ -26,12 +26,20 @@ from store.sql import Cursor, Database
 CACHE_SIZE = 20_000
 
 UNKEPT = (Event, Delivery)
-UNKEPT_TOPICS = tuple(
-    get_topic(kind)
-    for aggregate in UNKEPT
-    for kind in vars(aggregate).values()
-    if isinstance(kind, type) and issubclass(kind, aggregate.Event)
-)
+
+
+def topics_of(*aggregates: type[Aggregate]) -> tuple[str, ...]:
+    """The topics of the events of some aggregate types."""
+    return tuple(
+        get_topic(kind)
+        for aggregate in aggregates
+        for kind in vars(aggregate).values()
+        if isinstance(kind, type) and issubclass(kind, aggregate.Event)
+    )
+
+
+UNKEPT_TOPICS = topics_of(*UNKEPT)
+EVENT_TOPICS = topics_of(Event)
 
 
 class StateCache:
@@ -155,6 +163,27 @@ class States:
         if missing:  # (the stored events of other aggregates are not even decrypted)
             unkept = self.stored_in(c, missing, topics=UNKEPT_TOPICS)
             found.update({i.hex: a for i, a in unkept.items() if isinstance(a, UNKEPT)})
+            owed = [i for i in missing if i not in found]
+            if owed:
+                found.update(self.owed(c, owed))
+        return found
+
+    def owed(self, c: Cursor, wanted: Sequence[str]) -> dict[str, Delivery]:
+        """Deliveries (by id, hex) that an event's fan-out owes and nothing about is stored yet:
+        PENDING, built from their events (`Delivery.owed`)."""
+        c.execute(
+            f"SELECT id, event_id, webhook_id FROM hl_deliveries WHERE id IN ({','.join('?' * len(wanted))})",
+            wanted,
+        )
+        rows = c.fetchall()
+        if not rows:
+            return {}
+        events = self.stored_in(c, list({row[1] for row in rows}), topics=EVENT_TOPICS)
+        found: dict[str, Delivery] = {}
+        for delivery_id, event_id, webhook_id in rows:
+            event = events.get(UUID(event_id))
+            if isinstance(event, Event) and UUID(webhook_id) in event.webhook_ids:
+                found[delivery_id] = Delivery.owed(event, UUID(webhook_id), UUID(delivery_id))
         return found
 
     def previous(self, c: Cursor, aggregate_id: UUID, version: int) -> Aggregate | None:

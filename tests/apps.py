@@ -56,7 +56,7 @@ class RecordingQueue:
     def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
         self.fanned_out.append(event_id)
 
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
+    def deliver(self, delivery_id: UUID, at: datetime | None = None, owed_by: UUID | None = None) -> None:
         self.delivered.append((delivery_id, at))
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.application import Hookline
+from hookline.wiring import Opened
+from tests.apps import opened
 from tests.support import (
     Receiver,
     Server,
@@ -80,3 +83,16 @@ def token_endpoint() -> Iterator[Receiver]:
             json.dumps({"access_token": f"tok-{len(endpoint.requests)}", "expires_in": 3600}),
         )
         yield endpoint
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[Opened]:
+    """The application and its read model on SQLite in the test's directory (see `tests.apps`)."""
+    application = opened(tmp_path)
+    yield application
+    application.app.close()
+
+
+@pytest.fixture
+def app(both: Opened) -> Hookline:
+    return both.app

@@ -36,7 +36,12 @@ async def fan_out(ctx: dict[str, Any], *event_ids: str, trace_parents: dict[str,
     return sum(len(deliveries) for deliveries in made if isinstance(deliveries, list))
 
 
-async def deliver(ctx: dict[str, Any], delivery_id: str, due: int | None = None) -> None:
+async def deliver(
+    ctx: dict[str, Any], delivery_id: str, due: int | None = None, owed_by: str | None = None
+) -> None:
+    """Attempts a delivery; `owed_by` names the event that owes it when nothing about it is stored."""
+    if owed_by is not None:
+        ctx["jobs"].app.owed.remember([UUID(delivery_id)], UUID(owed_by))
     outcome = await ctx["jobs"].deliver(UUID(delivery_id), due)
     if isinstance(outcome, Later | Busy):
         raise put_back(ctx, outcome)

@@ -76,8 +76,9 @@ class ArqQueue:
     def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
         self._add(fan_out=str(event_id), trace_parent=trace_parent)
 
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
-        job = self._job(deliver_job_id(delivery_id, at), DELIVER, (str(delivery_id), due_key(at)), at)
+    def deliver(self, delivery_id: UUID, at: datetime | None = None, owed_by: UUID | None = None) -> None:
+        args = (str(delivery_id), due_key(at), *([str(owed_by)] if owed_by else []))
+        job = self._job(deliver_job_id(delivery_id, at), DELIVER, args, at)
         self._add(job=job)
 
     def _add(

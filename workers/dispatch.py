@@ -19,6 +19,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import Recording
 
+from domain import ids
 from domain.deliveries import Delivery
 from domain.events import Event
 from domain.views import SweepViews
@@ -27,12 +28,15 @@ from domain.webhooks import Webhook
 log = structlog.get_logger("hookline.dispatch")
 
 PUBLISHED: type = getattr(Event, "Published")  # noqa: B009 - the class @event("Published") made
+FANNED_OUT: type = getattr(Event, "FannedOut")  # noqa: B009 - likewise
 
 
 class JobQueue(Protocol):
     def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None: ...
 
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None: ...
+    def deliver(self, delivery_id: UUID, at: datetime | None = None, owed_by: UUID | None = None) -> None:
+        """Queues a delivery's attempt; `owed_by`, the event whose fan-out owes it, when nothing
+        about it is stored yet (so that whichever process runs the job can build it at once)."""
 
 
 class Dispatcher:
@@ -41,20 +45,27 @@ class Dispatcher:
         self.views = views
 
     def recorded(self, recordings: Sequence[Recording[UUID]]) -> None:
-        """Told by the application after each save in this process: a new event gets its fan-out job
-        and a new delivery its first attempt's (an ordered webhook's waits for its turn, which the
-        log follower's call gives). Never raises: the save it follows is committed."""
+        """Told by the application after each save in this process: a new event gets its fan-out job,
+        the deliveries a fan-out owes and a new delivery their first attempts' (an ordered webhook's
+        wait for their turn, which the log follower's call gives). Never raises: the save it
+        follows is committed."""
         try:
             created = [r.domain_event for r in recordings]
+            owed: list[tuple[UUID, UUID, UUID | None]] = []  # delivery, webhook, owing event
             for e in created:
                 if isinstance(e, PUBLISHED):
                     self.queue.fan_out(e.originator_id, getattr(e, "trace_parent", None))
-            new = [e for e in created if isinstance(e, Delivery.Created)]
-            if new:
-                ordered = self._ordered({getattr(e, "webhook_id") for e in new})  # noqa: B009
-                for e in new:
-                    if getattr(e, "webhook_id") not in ordered:  # noqa: B009 - Created has it
-                        self.queue.deliver(e.originator_id)
+                elif isinstance(e, FANNED_OUT):
+                    event_id: UUID = e.originator_id
+                    webhooks: list[UUID] = getattr(e, "webhook_ids")  # noqa: B009 - FannedOut has them
+                    owed.extend((ids.delivery_id(event_id, w), w, event_id) for w in webhooks)
+                elif isinstance(e, Delivery.Created):
+                    owed.append((e.originator_id, getattr(e, "webhook_id"), None))  # noqa: B009
+            if owed:
+                ordered = self._ordered({webhook_id for _, webhook_id, _ in owed})
+                for delivery_id, webhook_id, owed_by in owed:
+                    if webhook_id not in ordered:
+                        self.queue.deliver(delivery_id, None, owed_by)
         except Exception:
             log.exception("could not queue what was just recorded; the sweeper will")
 
@@ -63,18 +74,21 @@ class Dispatcher:
         return {i for i, w in webhooks.items() if isinstance(w, Webhook) and self.views.saved(w).spec.ordered}
 
     def __call__(self, observed: Sequence[tuple[int, object]]) -> None:
-        """Each delivery that, after an event other than its creation, still needs work gets a job
-        (what was created was queued by the process that created it, see `recorded`); for an
-        ordered webhook, only its head delivery (the next in event order) does, whatever happened."""
+        """Each delivery that, after an attempt or a redelivery, still needs work gets a job (what was
+        owed or created was queued by the process that recorded it, see `recorded`); for an ordered
+        webhook, only its head delivery (the next in event order) does, whatever happened."""
         touched: set[UUID] = set()
         created: set[UUID] = set()
+        owing: set[UUID] = set()  # webhooks that events were fanned out to
         for _, e in observed:
             if isinstance(e, Delivery.Event):
                 (created if isinstance(e, Delivery.Created) else touched).add(e.originator_id)
+            elif isinstance(e, FANNED_OUT):
+                owing.update(getattr(e, "webhook_ids"))  # noqa: B009
         states = self.views.states(touched | created)
         deliveries = [s for s in states.values() if isinstance(s, Delivery)]
-        ordered = self._ordered({d.webhook_id for d in deliveries})
-        heads: set[UUID] = set()
+        ordered = self._ordered({d.webhook_id for d in deliveries} | owing)
+        heads: set[UUID] = owing & ordered
         for delivery in deliveries:
             if delivery.webhook_id in ordered:
                 heads.add(delivery.webhook_id)

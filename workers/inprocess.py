@@ -52,7 +52,8 @@ class InProcessQueue:
     def fan_out(self, event_id: UUID, trace_parent: str | None = None) -> None:
         self._submit(FanOut(event_id, trace_parent), None)
 
-    def deliver(self, delivery_id: UUID, at: datetime | None = None) -> None:
+    def deliver(self, delivery_id: UUID, at: datetime | None = None, owed_by: UUID | None = None) -> None:
+        """(`owed_by` is not needed here: the fan-out that owes it ran in this process.)"""
         self._submit(Deliver(delivery_id), at)
 
     def resume(self, delivery_id: UUID) -> None:

@@ -23,6 +23,7 @@ from eventsourcing.utils import Environment
 
 from domain.catalogue import BUILT_IN, EventTypeSpec
 from domain.credentials import Credential
+from domain.deliveries import OwedDeliveries
 from domain.errors import InvalidInput, NotFound, Problem
 from domain.event_types import EventType
 from domain.events import DEFAULT_MAX_PAYLOAD, Event
@@ -112,6 +113,7 @@ class HooklineBase(Application[UUID]):
         self.retry_policy = retry_policy
         self.rand = rand
         self._organization_names: dict[UUID, str] = {}
+        self.owed = OwedDeliveries()
         self.saved_listeners: list[Callable[[list[Recording[UUID]]], None]] = []
 
     def save(

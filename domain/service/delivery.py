@@ -23,7 +23,7 @@ from domain.events import Event
 from domain.requests import OutgoingRequest, build_request
 from domain.retry import GONE
 from domain.roles import SYSTEM_ACTOR, Permission, Principal
-from domain.service.base import EARLY, RECORD_TRIES, RECOVERY_BATCH, Changes, HooklineBase, page_size
+from domain.service.base import EARLY, RECORD_TRIES, RECOVERY_BATCH, HooklineBase, page_size
 from domain.views import Page
 from domain.webhooks import SavedWebhook, Webhook, compiled_filters
 
@@ -59,71 +59,114 @@ Prepared = PreparedDelivery | NotDue | NothingToSend
 
 class DeliveryCommands(HooklineBase):
     def fan_out_many(self, event_ids: Sequence[UUID]) -> list[list[UUID]]:
-        """One delivery for each active webhook that subscribes to an event and whose filters match,
-        for several events in one transaction; the deliveries made, by event.
+        """Records, for several events in one transaction, the deliveries each owes: one for each
+        active webhook that subscribes to it and whose filters match (its id derived from both); the
+        deliveries owed, by event. Nothing is stored for a delivery until its first attempt ends.
 
-        Done once: a rerun finds the event fanned out, or loses the race on its version. A delivery
-        that already exists (a replay made it first) is kept and not made again. The events are read
-        together, and an organisation's subscribers to a type once per batch."""
+        Done once: a rerun finds the event fanned out, or loses the race on its version. The events
+        are read together, and an organisation's subscribers to a type once per batch."""
         events = self._recent(Event, event_ids, held_only=True)  # just recorded: rarely in tables yet
         subscribed = functools.cache(self.views.subscribed_webhooks)
-        planned = {i: self._plan_fan_out(events.get(i), subscribed) for i in dict.fromkeys(event_ids)}
-        going = [(i, deliveries) for i, deliveries in planned.items() if deliveries is not None]
-        changes: list[Changes] = [
-            [*events[i].collect_events(), *(c for d in deliveries for c in d.collect_events())]
-            for i, deliveries in going
+        going = [
+            event
+            for i in dict.fromkeys(event_ids)
+            if (event := events.get(i)) is not None and self._plan_fan_out(event, subscribed)
         ]
         made: dict[UUID, list[UUID]] = {}
-        for (event_id, deliveries), saved in zip(going, self._save_all_or_each(changes), strict=True):
+        saved_all = self._save_all_or_each([event.collect_events() for event in going])
+        for event, saved in zip(going, saved_all, strict=True):
             # One that raced another writer is read again from the store and tried again.
-            made[event_id] = [d.id for d in deliveries] if saved else self._fan_out_fresh(event_id)
+            made[event.id] = self._owe(event) if saved else self._fan_out_fresh(event.id)
         return [made.get(event_id, []) for event_id in event_ids]
 
     def _fan_out_fresh(self, event_id: UUID) -> list[UUID]:
         """Fans one event out from its state in the store, trying again when it races another writer."""
         for _ in range(RECORD_TRIES):
             event = self._fresh(Event, [event_id]).get(event_id)
-            deliveries = self._plan_fan_out(event, self.views.subscribed_webhooks)
-            if event is None or deliveries is None:
+            if event is None or not self._plan_fan_out(event, self.views.subscribed_webhooks):
                 return []
-            existing = self._fresh(Delivery, [d.id for d in deliveries])
-            deliveries = [d for d in deliveries if d.id not in existing]
             try:
-                self.save(event, *deliveries)
-                return [d.id for d in deliveries]
+                self.save(event)
+                return self._owe(event)
             except IntegrityError:
-                continue  # raced another fan-out or a replay: read again
+                continue  # raced another fan-out: read again
         return []
 
-    def _plan_fan_out(
-        self, event: Event | None, subscribed: Callable[[UUID, str], list[SavedWebhook]]
-    ) -> list[Delivery] | None:
-        """The deliveries of an event not fanned out yet, which is marked fanned out; else None."""
-        if event is None or event.fanned_out:
-            return None
-        deliveries = [
-            Delivery.for_event(event, webhook.id)
-            for webhook in subscribed(event.organization_id, event.type)
-            if webhook.filters.matches(event.payload)
-        ]
-        event.fan_out([d.webhook_id for d in deliveries])
-        return deliveries
+    def _plan_fan_out(self, event: Event, subscribed: Callable[[UUID, str], list[SavedWebhook]]) -> bool:
+        """Marks an event not fanned out yet fanned out to the webhooks that take it; else False."""
+        if event.fanned_out:
+            return False
+        event.fan_out(
+            [
+                (webhook.id, webhook.version)
+                for webhook in subscribed(event.organization_id, event.type)
+                if webhook.filters.matches(event.payload)
+            ]
+        )
+        return True
+
+    def _owe(self, event: Event) -> list[UUID]:
+        """The deliveries a fanned-out event owes, remembered for their first attempt."""
+        owed = list(event.owed())
+        self.owed.remember(owed, event)
+        return owed
 
     def prepare_deliveries(self, jobs: Sequence[tuple[UUID, int | None]]) -> list[Prepared]:
         """The request to send next for each (delivery, due) job, or why there is none now.
 
         A job queued for another due time than the delivery's current one (`due_key`) is obsolete,
         so that a late copy of a job that already ran never sends that attempt again. The deliveries
-        come from the store itself (their versions guard against a second send); their webhooks and
-        events, which only need to be recent, from the read model, all at once."""
+        come from the store itself (their versions guard against a second send), those only owed
+        from their events (`_owed`); their webhooks and events, which only need to be recent, from
+        the read model, all at once."""
         now = self.clock()
-        deliveries = self._fresh(Delivery, [delivery_id for delivery_id, _ in jobs])
+        wanted = [delivery_id for delivery_id, _ in jobs]
+        deliveries = self._fresh(Delivery, wanted)
+        owed, found = self._owed([i for i in wanted if i not in deliveries])
+        deliveries.update(owed)
         going = [delivery for delivery in deliveries.values() if not delivery.finished]
-        found = self._recent(
-            Aggregate, list(dict.fromkeys(i for d in going for i in (d.webhook_id, d.event_id)))
-        )
+        needed = dict.fromkeys(i for d in going for i in (d.webhook_id, d.event_id) if i not in found)
+        found.update(self._recent(Aggregate, list(needed)))
         saved = {i: self.views.saved(w) for i, w in found.items() if isinstance(w, Webhook)}
         return [self._prepare(deliveries.get(i), due, found, saved, now) for i, due in jobs]
+
+    def current_deliveries(self, delivery_ids: Sequence[UUID]) -> dict[UUID, Delivery]:
+        """Deliveries as the store has them now (their versions guard against a second send), and
+        those that nothing about is stored yet as their events' fan-outs owe them."""
+        found = self._fresh(Delivery, delivery_ids)
+        found.update(self._owed([i for i in delivery_ids if i not in found])[0])
+        return found
+
+    def _owed(self, delivery_ids: Sequence[UUID]) -> tuple[dict[UUID, Delivery], dict[UUID, Aggregate]]:
+        """Deliveries that nothing about is stored yet, as their events' fan-outs owe them (and those
+        events, by id): the event of each remembered here, else from the read model's rows of owed
+        deliveries."""
+        if not delivery_ids:
+            return {}, {}
+        owing = self.owed.owing(delivery_ids)
+        unknown = [i for i in delivery_ids if i not in owing]
+        if unknown:
+            owing.update(self.views.owed_by(unknown))
+        events: dict[UUID, Aggregate] = {e.id: e for e in owing.values() if isinstance(e, Event)}
+        named = list({e for e in owing.values() if isinstance(e, UUID) and e not in events})
+        if named:
+            read = self._recent(Event, named)
+            behind = [i for i, event in read.items() if not event.fanned_out]
+            if behind:  # the read model has it as it was before its fan-out
+                read.update(self._fresh(Event, behind))
+            events.update(read)
+        deliveries: dict[UUID, Delivery] = {}
+        owed_by_event: dict[UUID, dict[UUID, UUID]] = {}  # each event's webhooks by delivery
+        for delivery_id, owner in owing.items():
+            event = events.get(owner if isinstance(owner, UUID) else owner.id)
+            if not isinstance(event, Event):
+                continue
+            owed = owed_by_event.get(event.id)
+            if owed is None:
+                owed = owed_by_event[event.id] = event.owed()
+            if (webhook_id := owed.get(delivery_id)) is not None:
+                deliveries[delivery_id] = Delivery.owed(event, webhook_id, delivery_id)
+        return deliveries, events
 
     def _prepare(
         self,
@@ -201,7 +244,7 @@ class DeliveryCommands(HooklineBase):
         """Records an attempt whose request could not even be made (preparing it raised) as a failed
         attempt with that error, so that the delivery follows its retry schedule and ends, instead
         of its job failing again and again."""
-        delivery = self._fresh(Delivery, [delivery_id]).get(delivery_id)
+        delivery = self.current_deliveries([delivery_id]).get(delivery_id)
         if delivery is not None and not delivery.finished:
             self.record_attempts([(delivery, self._unmade(delivery, error, self.clock()))])
 
@@ -218,8 +261,13 @@ class DeliveryCommands(HooklineBase):
                 attempt.number, attempt.status_code, attempt.retry_after, self.clock(), self.rand()
             )
         )
-        delivery.record_attempt(attempt, next_attempt_at)
-        changes: list[DomainEventProtocol[UUID]] = [*delivery.collect_events()]
+        if delivery.unrecorded:  # its first attempt creates it: one stored event
+            changes: list[DomainEventProtocol[UUID]] = [
+                *delivery.attempted(attempt, next_attempt_at).collect_events()
+            ]
+        else:
+            delivery.record_attempt(attempt, next_attempt_at)
+            changes = [*delivery.collect_events()]
         if attempt.status_code == GONE:
             webhook = self._fresh(Webhook, [delivery.webhook_id]).get(delivery.webhook_id)
             if webhook is not None and not webhook.deleted and webhook.active:
@@ -229,7 +277,7 @@ class DeliveryCommands(HooklineBase):
 
     def redeliver(self, principal: Principal, delivery_id: UUID) -> Delivery:
         principal.require(Permission.MANAGE_DELIVERIES)
-        delivery = self._fresh(Delivery, [delivery_id]).get(delivery_id)
+        delivery = self.current_deliveries([delivery_id]).get(delivery_id)
         if delivery is None or delivery.organization_id != principal.organization_id:
             raise NotFound("no such delivery")
         delivery.redeliver(actor=principal.actor, now=self.clock())
