@@ -111,6 +111,11 @@ class WebhookSlots(ABC):
         self._sending -= 1
         if self._wake(organization_id) and not idle:
             return
+        self._wake_organizations(idle)
+
+    def _wake_organizations(self, idle: bool) -> None:
+        """Wakes the first waiting organisation with room for one more send; or, `idle` (one has no
+        sends in flight any more, every other part grew), each as many as it has room for."""
         waiting = [key for key in self._waiting_for() if key in self._organizations]
         for other in waiting:
             room, woken = self._organization_room(other), 0
@@ -227,7 +232,7 @@ class HoldingSlots(WebhookSlots):
 
     def __init__(self, per_webhook: int = PER_WEBHOOK, organizations: int | None = None) -> None:
         super().__init__(per_webhook, organizations)
-        self._held: dict[UUID, deque[asyncio.Future[None]]] = {}  # per webhook or organisation
+        self._held: dict[UUID, deque[asyncio.Future[bool]]] = {}  # per webhook or organisation; woken?
 
     async def before_preparing(self, slot: Slot, delivery_id: UUID) -> Waiting | None:
         if self._blocker(slot) is None:
@@ -243,25 +248,50 @@ class HoldingSlots(WebhookSlots):
         while (key := self._blocker(slot)) is not None and (left := until - loop.time()) > 0:
             if key != slot.webhook_id and not prepared:
                 break
-            job = loop.create_future()
-            held = self._held.setdefault(key, deque())
-            held.append(job)
-            try:
-                await asyncio.wait_for(job, left)
-            except TimeoutError:
-                held.remove(job)  # not woken (a woken one is off the deque)
-            if not held:
-                self._held.pop(key, None)
+            await self._hold(slot, key, left)
         return None if self._blocker(slot) is None else Busy(BUSY_WAIT)
+
+    async def _hold(self, slot: Slot, key: UUID, seconds: float) -> None:
+        """Waits up to `seconds` for `_wake(key)`. A wake or the hold running out takes the job off
+        the deque in the same step as it ends the wait, so a wake never finds it there once it no
+        longer waits. A job cancelled (arq's timeout, the worker stopping) just after it was woken
+        hands the wake on: it would have taken the freed slot, and no other wake comes for it."""
+        loop = asyncio.get_running_loop()
+        job: asyncio.Future[bool] = loop.create_future()
+        self._held.setdefault(key, deque()).append(job)
+        timer = loop.call_later(seconds, self._let_go, key, job)
+        try:
+            await job
+        except asyncio.CancelledError:
+            if job.cancelled():
+                self._let_go(key, job)
+            elif job.result() and not self._wake(key) and key == slot.organization_id:
+                self._wake_organizations(idle=False)
+            raise
+        finally:
+            timer.cancel()
+
+    def _let_go(self, key: UUID, job: asyncio.Future[bool]) -> None:
+        """Takes a job that stops waiting unwoken off its deque (unless a wake passing by has)."""
+        held = self._held.get(key)
+        if held is not None and job in held:
+            held.remove(job)
+            if not held:
+                del self._held[key]
+        if not job.done():
+            job.set_result(False)
 
     def _wake(self, key: UUID) -> bool:
         held = self._held.get(key)
-        while held:
+        woken = False
+        while held and not woken:
             job = held.popleft()
-            if not job.done():
-                job.set_result(None)
-                return True
-        return False
+            if not job.done():  # (a cancelled one is there until its job runs again)
+                job.set_result(True)
+                woken = True
+        if key in self._held and not held:
+            del self._held[key]
+        return woken
 
     def _waiting_for(self) -> Iterable[UUID]:
         return list(self._held)
