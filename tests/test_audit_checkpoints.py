@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from domain.audit import public_key_of, verify_lines
 from tests.support import Receiver, Server, running_server
 from tests.test_audit_chain_v2 import public_key, readme_verifier, readme_verifies
 from tests.test_audit_plane import (
@@ -231,3 +232,38 @@ def test_the_signing_key_is_generated_once_and_reused_across_restarts(
     export(server, tmp_path / "export.jsonl")
     checked = verify(server, tmp_path / "export.jsonl", first.stdout.strip())
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_verifier_continues_a_chain_from_the_checkpoint_of_a_run_of_removed_records(
+    tmp_path: Path,
+) -> None:
+    """Retention's shape, by the contract: a removed run is replaced by a checkpoint of the last kept
+    record before it and one of its last removed record, and the chain continues from the latter."""
+    signer = Ed25519PrivateKey.generate()
+    key = base64.b64encode(signer.public_key().public_bytes_raw()).decode()
+    organization = "00000000-0000-4000-8000-000000000001"
+    chain = rechained(
+        [
+            {"position": n, "organizationId": organization, "eventType": "Event.Published", "data": {"n": n}}
+            for n in range(1, 6)
+        ],
+        None,
+    )
+
+    def checkpoint(entry: dict[str, Any]) -> dict[str, Any]:
+        point = {k: entry[k] for k in ("organizationId", "position", "hash")}
+        return {
+            "checkpoint": point,
+            "signature": base64.b64encode(signer.sign(canonical_json(point).encode())).decode(),
+        }
+
+    kept = [chain[0], checkpoint(chain[0]), checkpoint(chain[2]), *chain[3:], checkpoint(chain[4])]
+    path = write(tmp_path / "removed-run.jsonl", kept)
+    assert verify_lines(path.read_text().splitlines(), public_key_of(key)).valid
+    assert readme_verifies(readme_verifier(tmp_path), path, key).returncode == 0
+
+    # a lone checkpoint cannot skip records: the run's first checkpoint must vouch for the head first
+    lone = write(tmp_path / "lone.jsonl", [chain[0], checkpoint(chain[2]), *chain[3:], checkpoint(chain[4])])
+    found = verify_lines(lone.read_text().splitlines(), public_key_of(key))
+    assert (found.valid, found.first_invalid) == (False, 2)
+    assert readme_verifies(readme_verifier(tmp_path), lone, key).returncode != 0
