@@ -11,14 +11,23 @@ no spaces, non-ASCII kept as is), and the record's `hash` is the hex SHA-256 of 
 target URLs are masked as `domain.masking` says, for every reader: `dataHash` is computed over the
 masked data, so an export verifies and holds no secret. Exports of chain v1 (no `dataHash`: the hash
 taken over the whole record, `data` included) still verify.
+
+An export ends with a signed checkpoint per organisation (`{"checkpoint": {"organizationId",
+"position", "hash"}, "signature"}`, Ed25519 over the checkpoint's canonical JSON): it vouches that the
+organisation's chain reached `hash` at record `position`, so that a chain recomputed by whoever changed
+the records fails on the signature. A checkpoint either vouches for the record before it, or, right
+after one that did (or as its organisation's first line), continues the chain from its `hash` past
+records removed by retention.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +37,8 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from domain.masking import REDACTED as REDACTED  # the audit's marker too
 from domain.masking import is_secret_header, masked_url
@@ -227,34 +238,128 @@ class Verification:
     checked: int
     first_invalid: int | None = None  # a position, or a line number for files
     reason: str | None = None
+    checkpoints: int = 0
 
 
-def verify_lines(lines: Iterable[str]) -> Verification:
+def checkpoint_line(entry: Mapping[str, Any], signing_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The signed checkpoint of an exported record: its organisation's chain reached its hash there."""
+    checkpoint = {
+        "organizationId": entry["organizationId"],
+        "position": entry["position"],
+        "hash": entry["hash"],
+    }
+    signature = signing_key.sign(canonical(checkpoint).encode("utf-8"))
+    return {"checkpoint": checkpoint, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def with_checkpoints(
+    entries: Iterable[Mapping[str, Any]], signing_key: Ed25519PrivateKey
+) -> Iterator[Mapping[str, Any]]:
+    """An export's lines: its records, then a signed checkpoint of each organisation's last record."""
+    last: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        last[entry["organizationId"]] = entry
+        yield entry
+    for entry in last.values():
+        yield checkpoint_line(entry, signing_key)
+
+
+def public_key_of(text: str) -> Ed25519PublicKey:
+    """An Ed25519 public key given as base64 of its 32 raw bytes; ValueError otherwise."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError("a public key is base64 of 32 raw bytes (as `hookline audit public-key` prints)")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+Head = tuple[int, str]  # where an organisation's chain has got: a position and its hash
+
+
+def verify_lines(lines: Iterable[str], public_key: Ed25519PublicKey | None = None) -> Verification:
     """Checks exported JSON Lines with nothing but this file; line numbers start at 1. A line without
-    `dataHash` is a record of chain v1 (an export made before chain v2)."""
-    heads: dict[str, str] = {}
-    checked = 0
+    `dataHash` is a record of chain v1 (an export made before chain v2). With `public_key`, every
+    checkpoint's signature must hold and each organisation's last record be followed by its checkpoint;
+    without, checkpoints are taken as they are (the chain through them is still checked)."""
+    heads: dict[str, Head] = {}
+    unvouched: dict[str, int | None] = {}  # organisation: the line of its last record, until vouched for
+    vouched: str | None = None  # the organisation whose head the previous line vouched for
+    checked = checkpoints = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
-            v2 = "dataHash" in entry
-            if v2:
-                record = chained_form(entry)
-            else:
-                record = {k: v for k, v in entry.items() if k not in ("hash", "previousHash")}
-            organization = str(record["organizationId"])
-            previous, claimed = entry["previousHash"], entry["hash"]
-            data = entry.get("data")
-        except (ValueError, KeyError, TypeError, AttributeError):
+            is_checkpoint = "checkpoint" in entry
+        except (ValueError, TypeError):
             return Verification(False, checked, number, "not an audit record")
-        if previous != heads.get(organization, GENESIS):
-            return Verification(False, checked, number, "previousHash does not continue the chain")
-        if chain_hash(previous, record) != claimed:
-            return Verification(False, checked, number, "hash does not match the record")
-        if v2 and data is not None and data_hash(data) != entry["dataHash"]:
-            return Verification(False, checked, number, "data does not match dataHash")
-        heads[organization] = claimed
+        if is_checkpoint:
+            point, reason = _checkpoint(entry, heads, vouched, public_key)
+            if point is None:
+                return Verification(False, checked, number, reason)
+            organization, reached = point
+            vouched = organization if heads.get(organization) == reached else None
+            heads[organization], unvouched[organization] = reached, None
+            checkpoints += 1
+            continue
+        vouched = None
+        reason, head = _record(entry, heads)
+        if head is None:
+            return Verification(False, checked, number, reason)
+        organization = str(entry["organizationId"])
+        heads[organization], unvouched[organization] = head, number
         checked += 1
-    return Verification(True, checked)
+    left = [number for number in unvouched.values() if number is not None]
+    if public_key is not None and left:
+        reason = "not followed by a signed checkpoint of its organisation's last record"
+        return Verification(False, checked, min(left), reason, checkpoints)
+    return Verification(True, checked, checkpoints=checkpoints)
+
+
+def _checkpoint(
+    entry: Any, heads: Mapping[str, Head], vouched: str | None, public_key: Ed25519PublicKey | None
+) -> tuple[tuple[str, Head] | None, str]:
+    """A checkpoint line's organisation and the head it names, or None and why it is refused."""
+    try:
+        point = entry["checkpoint"]
+        organization, position, digest = str(point["organizationId"]), point["position"], point["hash"]
+        signature = base64.b64decode(entry["signature"], validate=True)
+        if type(position) is not int or type(digest) is not str or len(point) != 3:
+            raise TypeError
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return None, "not a checkpoint"
+    if public_key is not None:
+        try:
+            public_key.verify(signature, canonical(point).encode("utf-8"))
+        except InvalidSignature:
+            return None, "the checkpoint's signature does not hold"
+    reached, head = (position, digest), heads.get(organization)
+    continues = head is None or (vouched == organization and position > head[0])
+    if reached != head and not continues:
+        return None, "the checkpoint does not continue the chain"
+    return (organization, reached), ""
+
+
+def _record(entry: Any, heads: Mapping[str, Head]) -> tuple[str, Head | None]:
+    """A record line's new head for its organisation, or None and why it is refused."""
+    try:
+        v2 = "dataHash" in entry
+        if v2:
+            record = chained_form(entry)
+        else:
+            record = {k: v for k, v in entry.items() if k not in ("hash", "previousHash")}
+        organization = str(record["organizationId"])
+        previous, claimed, position = entry["previousHash"], entry["hash"], record["position"]
+        data = entry.get("data")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "not an audit record", None
+    head = heads.get(organization)
+    if previous != (GENESIS if head is None else head[1]):
+        return "previousHash does not continue the chain", None
+    if chain_hash(previous, record) != claimed:
+        return "hash does not match the record", None
+    if v2 and data is not None and data_hash(data) != entry["dataHash"]:
+        return "data does not match dataHash", None
+    return "", (position, claimed)

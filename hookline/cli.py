@@ -5,15 +5,18 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from domain.audit import canonical, verify_lines
+from domain.audit import canonical, public_key_of, verify_lines, with_checkpoints
 from domain.errors import InvalidInput
 from domain.roles import Role
 from hookline import logs
 from hookline.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,7 +26,9 @@ app = typer.Typer(
 )
 keys = typer.Typer(no_args_is_help=True, help="API keys of organisations.")
 app.add_typer(keys, name="keys")
-audit = typer.Typer(no_args_is_help=True, help="The audit trail: export it, verify an export.")
+audit = typer.Typer(
+    no_args_is_help=True, help="The audit trail: export it, verify an export, print the signing public key."
+)
 app.add_typer(audit, name="audit")
 
 
@@ -96,13 +101,15 @@ def audit_export(
     org: Annotated[str | None, typer.Option(help="only this organisation")] = None,
     out: Annotated[Path | None, typer.Option(help="file to write; default standard output")] = None,
 ) -> None:
-    """Write the audit trail as JSON Lines, one record per line, oldest first."""
+    """Write the audit trail as JSON Lines, one record per line, oldest first, then a signed checkpoint
+    of each organisation's last record."""
     from domain.ids import organization_id
     from hookline.wiring import open_application
     from store.audit import MissingStoredEvent
 
     settings = Settings()
     logs.configure("warning")
+    signing_key = _audit_signing_key(settings)
     opened = open_application(settings)
     application, read_model = opened.app, opened.read_model
     try:
@@ -114,7 +121,7 @@ def audit_export(
                 typer.echo(f"error: no organisation named {org!r}", err=True)
                 raise typer.Exit(2)
         with out.open("w", encoding="utf-8") if out else nullcontext(sys.stdout) as sink:
-            for entry in read_model.queries.export_audit(only):
+            for entry in with_checkpoints(read_model.queries.export_audit(only), signing_key):
                 sink.write(canonical(entry) + "\n")
     except MissingStoredEvent as missing:  # the store was tampered with: `verifyAuditLog` says where
         typer.echo(f"error: {missing}", err=True)
@@ -124,14 +131,47 @@ def audit_export(
 
 
 @audit.command("verify")
-def audit_verify(file: Annotated[Path, typer.Argument(help="an export of `hookline audit export`")]) -> None:
-    """Recompute the hash chain of an export, with no database; exit 1 naming the first bad line."""
+def audit_verify(
+    file: Annotated[Path, typer.Argument(help="an export of `hookline audit export`")],
+    public_key: Annotated[
+        str | None,
+        typer.Option(help="the signing public key (`hookline audit public-key`): checkpoints must hold"),
+    ] = None,
+) -> None:
+    """Recompute the hash chain of an export, with no database; with the public key, check its signed
+    checkpoints too; exit 1 naming the first bad line."""
+    try:
+        key = None if public_key is None else public_key_of(public_key)
+    except ValueError as error:
+        typer.echo(f"error: --public-key: {error}", err=True)
+        raise typer.Exit(2) from None
     with file.open(encoding="utf-8") as lines:
-        result = verify_lines(lines)
+        result = verify_lines(lines, key)
     if not result.valid:
         typer.echo(f"invalid: line {result.first_invalid}: {result.reason}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"valid: {result.checked} records")
+    signed = "signatures checked" if key else "signatures not checked: no --public-key"
+    typer.echo(f"valid: {result.checked} records, {result.checkpoints} checkpoints ({signed})")
+
+
+@audit.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key of the export's checkpoint signatures (base64 of its 32 raw bytes)."""
+    import base64
+
+    logs.configure("warning")
+    signing_key = _audit_signing_key(Settings())
+    typer.echo(base64.b64encode(signing_key.public_key().public_bytes_raw()).decode("ascii"))
+
+
+def _audit_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    from hookline.keys import audit_signing_key
+
+    try:
+        return audit_signing_key(settings)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @keys.command("list")

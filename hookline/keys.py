@@ -1,4 +1,5 @@
-"""The store's encryption key, from HOOKLINE_SECRET_KEY or a key file generated once.
+"""The store's encryption key, from HOOKLINE_SECRET_KEY or a key file generated once; and the key that
+signs the audit export's checkpoints, from HOOKLINE_AUDIT_SIGNING_KEY or a key file generated once beside it.
 
 A base64 string of 32 bytes is the key as it is. Any other value is a passphrase, stretched with scrypt
 under a random salt that is kept, with the cost, in the store's own database (`hl_store_key`, readable
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.cryptography import AESCipher
 
 from domain.application import Hookline
@@ -30,6 +32,7 @@ from hookline.settings import Settings
 log = structlog.get_logger("hookline")
 
 KEY_FILE = "secret.key"
+SIGNING_KEY_FILE = "audit-signing.key"
 SCRYPT = "scrypt"
 LEGACY = "sha256-legacy"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1  # 32 MiB and ~0.1 s once per process start
@@ -49,6 +52,28 @@ INSERT = (
 
 # Runs one statement in the key's transaction; returns the first row, if any.
 Run = Callable[[str, Sequence[Any]], Any]
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """What a generated key is for, as its warnings say it."""
+
+    variable: str
+    purpose: str
+    advice: str
+
+
+STORE_KEY = KeyFile(
+    "HOOKLINE_SECRET_KEY",
+    "encrypting the store",
+    "without this file the store cannot be read; keep a copy apart from the database's backups",
+)
+AUDIT_SIGNING_KEY = KeyFile(
+    "HOOKLINE_AUDIT_SIGNING_KEY",
+    "signing the audit export's checkpoints",
+    "keep it: auditors check exports against its public key (`hookline audit public-key`); whoever"
+    " holds it can sign a forged export",
+)
 
 
 @dataclass(frozen=True)
@@ -99,12 +124,24 @@ def is_raw_key(given: str) -> bool:
         return False
 
 
-def key_file(path: Path) -> str:
-    """The key in `path`, generated there (owner-only) on first use."""
+def audit_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs the audit export's checkpoints; ValueError when the setting is not
+    base64 of 32 bytes (the message does not hold the value)."""
+    if settings.audit_signing_key is None:
+        given = key_file(settings.var_dir / SIGNING_KEY_FILE, AUDIT_SIGNING_KEY)
+    else:
+        given = settings.audit_signing_key.get_secret_value()
+    if not is_raw_key(given):
+        raise ValueError(f"{AUDIT_SIGNING_KEY.variable} must be base64 of 32 raw bytes")
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(given))
+
+
+def key_file(path: Path, kind: KeyFile = STORE_KEY) -> str:
+    """The key (base64 of 32 random bytes) in `path`, generated there (owner-only) on first use."""
     if path.exists():
         if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning(
-                "the store's key file can be read by others than its owner",
+                f"the key file for {kind.purpose} can be read by others than its owner",
                 path=str(path),
                 advice="chmod 600 it, and keep it apart from the database's backups",
             )
@@ -115,9 +152,7 @@ def key_file(path: Path) -> str:
     with os.fdopen(fd, "w") as file:
         file.write(key + "\n")
     log.warning(
-        "HOOKLINE_SECRET_KEY is not set: generated a key for encrypting the store",
-        path=str(path),
-        advice="without this file the store cannot be read; keep a copy apart from the database's backups",
+        f"{kind.variable} is not set: generated a key for {kind.purpose}", path=str(path), advice=kind.advice
     )
     return key
 

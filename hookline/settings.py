@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=1, le=200)
     redis_url: str | None = None
     secret_key: SecretStr | None = None
+    # Signs the audit export's checkpoints (Ed25519; base64 of the 32-byte private key); unset: a key
+    # generated once into var_dir. Checked where it is used, so that no error shows its value.
+    audit_signing_key: SecretStr | None = None
     allow_private_targets: bool = False
     log_level: str = "info"
     delivery_concurrency: int = Field(default=64, ge=1, le=10_000)

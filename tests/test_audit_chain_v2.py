@@ -39,6 +39,7 @@ from tests.test_audit_plane import (
     expected_hash,
     line_named,
     publish,
+    record_lines,
     succeeded_deliveries,
     verify,
 )
@@ -51,9 +52,16 @@ def sha256(text: str) -> str:
 
 
 def export(server: Server, path: Path) -> list[str]:
+    """The record lines of a whole export written to `path` (which keeps its checkpoints)."""
     result = server.cli("audit", "export", "--out", str(path))
     assert result.returncode == 0, result.stderr
-    return path.read_text(encoding="utf-8").splitlines()
+    return record_lines(path.read_text(encoding="utf-8").splitlines())
+
+
+def public_key(server: Server) -> str:
+    result = server.cli("audit", "public-key")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def refused_at(server: Server, path: Path, lines: list[str], number: int) -> str:
@@ -77,9 +85,9 @@ def readme_verifier(directory: Path) -> Path:
     return script
 
 
-def readme_verifies(script: Path, path: Path) -> subprocess.CompletedProcess[str]:
+def readme_verifies(script: Path, path: Path, key: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(script), str(path), key], capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -120,14 +128,15 @@ def test_an_export_of_chain_v2_verifies_and_names_a_changed_byte_of_data_or_hash
     accepted = server.cli("audit", "verify", str(tmp_path / "export.jsonl"))
     assert accepted.returncode == 0, accepted.stderr
     readme = readme_verifier(tmp_path)
-    assert readme_verifies(readme, tmp_path / "export.jsonl").returncode == 0
+    key = public_key(server)
+    assert readme_verifies(readme, tmp_path / "export.jsonl", key).returncode == 0
 
     number = next(n for n, line in enumerate(lines, 1) if "Störung 1" in line)
     changed_data = [
         line.replace("Störung 1", "Störung 7") if n == number else line for n, line in enumerate(lines, 1)
     ]
     assert "data does not match dataHash" in refused_at(server, tmp_path / "data.jsonl", changed_data, number)
-    by_readme = readme_verifies(readme, tmp_path / "data.jsonl")
+    by_readme = readme_verifies(readme, tmp_path / "data.jsonl", key)
     assert by_readme.returncode != 0
     assert line_named(by_readme.stderr, number), by_readme.stderr
 
