@@ -20,7 +20,7 @@ from domain.credentials import Credential
 from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
 from domain.errors import Conflict, InvalidInput, NotFound, Problem, RenderedBodyTooLarge
 from domain.events import Event
-from domain.operations import about_webhook, delivery_failed, reports_failure
+from domain.operations import about_webhook
 from domain.requests import OutgoingRequest, build_request
 from domain.retry import GONE
 from domain.roles import Permission, Principal
@@ -220,9 +220,10 @@ class DeliveryCommands(OperatorEvents):
             )
         except RenderedBodyTooLarge as error:
             # The same template and event render the same way every time: a retry cannot succeed.
-            delivery.record_attempt(self._unmade(delivery, str(error), now), next_attempt_at=None)
-            with suppress(IntegrityError):  # changed meanwhile: its next job decides again
-                self.save(delivery)
+            unmade = self._unmade(delivery, str(error), now)
+            delivery.record_attempt(unmade, next_attempt_at=None)
+            changes = [*delivery.collect_events(), *self._ended(delivery)]
+            self._save_counted([changes], [(delivery, unmade)])  # lost a race: its next job decides
             return NOTHING_TO_SEND
         return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second, event.trace_parent)
 
@@ -231,22 +232,11 @@ class DeliveryCommands(OperatorEvents):
         switches the webhook off. A delivery that changed meanwhile (another worker, a redelivery) is
         read again and its attempt recorded after what is there, unless it has finished since.
 
-        Each webhook's streak of failed attempts is counted in the same transaction (with the
-        `hookline.webhook.failing` events of the thresholds it reaches); when that transaction
-        races another writer, the attempts are saved on their own and then counted, as saved."""
+        Each webhook's streak of failed attempts is counted with them (`_save_counted`)."""
         pending = list(attempts)
         for _ in range(RECORD_TRIES):
             plans = [self._plan_attempt(d, a) for d, a in pending]
-            counted = self._count_failures(pending)
-            saved: list[bool] | None = None
-            if counted:
-                with suppress(IntegrityError):
-                    self._save_together([*plans, counted])
-                    saved = [True] * len(plans)
-            if saved is None:
-                saved = self._save_all_or_each(plans)
-                if counted:
-                    self._record_failures([pair for pair, ok in zip(pending, saved, strict=True) if ok])
+            saved = self._save_counted(plans, pending)
             lost = [(d, a) for (d, a), was_saved in zip(pending, saved, strict=True) if not was_saved]
             fresh = self._fresh(Delivery, [d.id for d, _ in lost]) if lost else {}
             pending = [
@@ -282,10 +272,7 @@ class DeliveryCommands(OperatorEvents):
             delivery = delivery.attempted(attempt, next_attempt_at)
         else:
             delivery.record_attempt(attempt, next_attempt_at)
-        changes: list[DomainEventProtocol[UUID]] = [*delivery.collect_events()]
-        if reports_failure(delivery):  # (in the same transaction: once per end, whatever the races)
-            ended = delivery_failed(delivery, self._webhook_name(delivery.webhook_id), self.clock())
-            changes.extend(ended.collect_events())
+        changes: list[DomainEventProtocol[UUID]] = [*delivery.collect_events(), *self._ended(delivery)]
         if attempt.status_code == GONE:
             webhook = self._fresh(Webhook, [delivery.webhook_id]).get(delivery.webhook_id)
             if webhook is not None and not webhook.deleted and webhook.active:

@@ -11,13 +11,36 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from domain.deliveries import Attempt, Delivery
-from domain.operations import FailureStreak, webhook_disabled, webhook_failing
+from domain.operations import (
+    FailureStreak,
+    delivery_failed,
+    reports_failure,
+    webhook_disabled,
+    webhook_failing,
+)
 from domain.roles import SYSTEM_ACTOR
-from domain.service.base import RECORD_TRIES, HooklineBase
+from domain.service.base import RECORD_TRIES, Changes, HooklineBase
 from domain.webhooks import Webhook
 
 
 class OperatorEvents(HooklineBase):
+    def _save_counted(
+        self, plans: Sequence[Changes], attempts: Sequence[tuple[Delivery, Attempt]]
+    ) -> list[bool]:
+        """Saves attempts' changes (`plans`, one item each) with each webhook's streak of failed
+        attempts counted on them (and the `hookline.webhook.failing` events of the thresholds it
+        reaches) in one transaction; which were saved. When that races another writer, the changes
+        are saved on their own, then those saved are counted on the streaks as they now are."""
+        counted = self._count_failures(attempts)
+        if counted:
+            with suppress(IntegrityError):
+                self._save_together([*plans, counted])
+                return [True] * len(plans)
+        saved = self._save_all_or_each(plans)
+        if counted:
+            self._record_failures([pair for pair, ok in zip(attempts, saved, strict=True) if ok])
+        return saved
+
     def _count_failures(
         self, attempts: Sequence[tuple[Delivery, Attempt]]
     ) -> list[DomainEventProtocol[UUID]]:
@@ -53,6 +76,14 @@ class OperatorEvents(HooklineBase):
             with suppress(IntegrityError):
                 self._save_together([counted])
                 return
+
+    def _ended(self, delivery: Delivery) -> list[DomainEventProtocol[UUID]]:
+        """The `hookline.delivery.failed` of a delivery just attempted, if that ended it FAILED: saved
+        with the attempt, so once per end whatever the races."""
+        if not reports_failure(delivery):
+            return []
+        ended = delivery_failed(delivery, self._webhook_name(delivery.webhook_id), self.clock())
+        return [*ended.collect_events()]
 
     def _webhook_name(self, webhook_id: UUID) -> str:
         webhook = self._recent(Webhook, [webhook_id]).get(webhook_id)
