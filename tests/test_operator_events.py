@@ -1,11 +1,13 @@
 """Operator events through real traffic: a real `hookline serve` (both modes) whose webhook answers 500,
 then 410, and an alert webhook with a Teams-style template (and a plain one beside it) that hears of it
 by `hookline.webhook.failing`, `hookline.delivery.failed` and `hookline.webhook.disabled`; nothing is
-ever sent to the failing webhook about itself. Then the rules of the streak that decides `failing`."""
+ever sent to the failing webhook about itself; each threshold once while workers record 100 failures of
+one webhook at once (which races them on its streak). Then the rules of the streak that decides `failing`."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from domain.operations import FailureStreak, parse_thresholds
 from harness.receiver import Received
 from tests.conftest import MODES
 from tests.support import Receiver, running_server, wait_until
-from tests.test_distributed import create_webhook, publish
+from tests.test_distributed import create_webhook, publish, publish_many
 
 OPERATOR_TYPES = ["hookline.webhook.failing", "hookline.delivery.failed", "hookline.webhook.disabled"]
 # A Teams Workflows ("When a Teams webhook request is received") message with an Adaptive Card: the
@@ -154,6 +156,36 @@ def test_an_alert_webhook_hears_of_a_failing_webhook_which_hears_nothing_of_itse
         assert all(r.headers["webhook-id"] != teams["id"] for r in target.requests)
         # Nothing more comes: each threshold once per streak, each end once.
         assert len(operator_events(alerts, "/raw")) == 4
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_threshold_is_published_once_while_workers_record_a_webhooks_failures_at_once(
+    tmp_path: Path, mode: str
+) -> None:
+    with (
+        Receiver() as target,
+        Receiver() as alerts,
+        running_server(
+            tmp_path,
+            mode,
+            HOOKLINE_ALLOW_PRIVATE_TARGETS="true",
+            HOOKLINE_RETRY_SCHEDULE="0.1",
+            HOOKLINE_FAILING_THRESHOLDS="5,20,100",
+        ) as server,
+    ):
+        org = f"org-{uuid.uuid4().hex[:12]}"
+        admin, publisher = server.key(org, "admin"), server.key(org, "publisher")
+        target.respond = lambda _: (500, {}, "down")
+        create_webhook(server, admin, target.url + "/hooks")
+        create_webhook(server, admin, alerts.url + "/raw", eventTypes=["hookline.webhook.failing"])
+
+        publish_many(server, publisher, 50)  # from 8 threads: two attempts each, 100 failures at once
+        target.wait_for(100, timeout=30)
+        found = wait_until(lambda: len(found := operator_events(alerts, "/raw")) >= 3 and found, timeout=20)
+        time.sleep(1.0)  # nothing more comes
+        counts = sorted(e["data"]["consecutive_failures"] for e in operator_events(alerts, "/raw"))
+        assert counts == [5, 20, 100], found
+        assert len(target.requests) == 100
 
 
 def test_only_hookline_publishes_operator_events() -> None:
