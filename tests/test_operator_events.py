@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from domain.events import Publication, check_publication
 from domain.operations import FailureStreak, parse_thresholds
 from harness.receiver import Received
 from tests.conftest import MODES
-from tests.support import Receiver, running_server, wait_until
+from tests.support import Receiver, Server, running_server, wait_until
 from tests.test_distributed import create_webhook, publish, publish_many
 
 OPERATOR_TYPES = ["hookline.webhook.failing", "hookline.delivery.failed", "hookline.webhook.disabled"]
@@ -70,20 +72,27 @@ def card_title(card: dict[str, Any]) -> str:
     return title
 
 
+ORG = "operations"  # each test has a server of its own
+
+
+@contextmanager
+def failing_target(tmp_path: Path, mode: str, **env: str) -> Iterator[tuple[Server, Receiver, Receiver]]:
+    """A real `hookline serve` with `env`, a target that answers 500 and a receiver for the alerts."""
+    with (
+        Receiver() as target,
+        Receiver() as alerts,
+        running_server(tmp_path, mode, workers=2, HOOKLINE_ALLOW_PRIVATE_TARGETS="true", **env) as server,
+    ):
+        target.respond = lambda _: (500, {}, "down")
+        yield server, target, alerts
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_alert_webhook_hears_of_a_failing_webhook_which_hears_nothing_of_itself(
     tmp_path: Path, mode: str
 ) -> None:
-    with (
-        Receiver() as target,
-        Receiver() as alerts,
-        running_server(
-            tmp_path, mode, HOOKLINE_ALLOW_PRIVATE_TARGETS="true", HOOKLINE_RETRY_SCHEDULE=SCHEDULE
-        ) as server,
-    ):
-        org = f"org-{uuid.uuid4().hex[:12]}"
-        admin, publisher = server.key(org, "admin"), server.key(org, "publisher")
-        target.respond = lambda _: (500, {}, "down")
+    with failing_target(tmp_path, mode, HOOKLINE_RETRY_SCHEDULE=SCHEDULE) as (server, target, alerts):
+        admin, publisher = server.key(ORG, "admin"), server.key(ORG, "publisher")
         # The failing webhook takes operator events too: those about itself must never reach it.
         failing = create_webhook(
             server,
@@ -148,7 +157,7 @@ def test_an_alert_webhook_hears_of_a_failing_webhook_which_hears_nothing_of_itse
         ]
         facts = cards[0]["attachments"][0]["content"]["body"][1]["facts"]
         assert facts[1] == {"title": "Webhook id", "value": failing["id"]}
-        assert facts[2] == {"title": "Organisation", "value": org}
+        assert facts[2] == {"title": "Organisation", "value": ORG}
 
         # The failing webhook got its own events' attempts only: 6, then 1 (which switched it off).
         assert {body(r)["type"] for r in target.requests} == {"alert.activated"}
@@ -162,20 +171,10 @@ def test_an_alert_webhook_hears_of_a_failing_webhook_which_hears_nothing_of_itse
 def test_each_threshold_is_published_once_while_workers_record_a_webhooks_failures_at_once(
     tmp_path: Path, mode: str
 ) -> None:
-    with (
-        Receiver() as target,
-        Receiver() as alerts,
-        running_server(
-            tmp_path,
-            mode,
-            HOOKLINE_ALLOW_PRIVATE_TARGETS="true",
-            HOOKLINE_RETRY_SCHEDULE="0.1",
-            HOOKLINE_FAILING_THRESHOLDS="5,20,100",
-        ) as server,
-    ):
-        org = f"org-{uuid.uuid4().hex[:12]}"
-        admin, publisher = server.key(org, "admin"), server.key(org, "publisher")
-        target.respond = lambda _: (500, {}, "down")
+    with failing_target(
+        tmp_path, mode, HOOKLINE_RETRY_SCHEDULE="0.1", HOOKLINE_FAILING_THRESHOLDS="5,20,100"
+    ) as (server, target, alerts):
+        admin, publisher = server.key(ORG, "admin"), server.key(ORG, "publisher")
         create_webhook(server, admin, target.url + "/hooks")
         create_webhook(server, admin, alerts.url + "/raw", eventTypes=["hookline.webhook.failing"])
 
