@@ -26,34 +26,9 @@ from tests.support import Receiver, Server, running_server, wait_until
 from tests.test_distributed import create_webhook, publish, publish_many
 
 OPERATOR_TYPES = ["hookline.webhook.failing", "hookline.delivery.failed", "hookline.webhook.disabled"]
-# A Teams Workflows ("When a Teams webhook request is received") message with an Adaptive Card: the
-# variables every operator event has.
-TEAMS_TEMPLATE = json.dumps(
-    {
-        "type": "message",
-        "attachments": [
-            {
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "content": {
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "body": [
-                        {"type": "TextBlock", "weight": "Bolder", "text": "{{event_type}}: {{webhook_name}}"},
-                        {
-                            "type": "FactSet",
-                            "facts": [
-                                {"title": "Webhook", "value": "{{webhook_name}}"},
-                                {"title": "Webhook id", "value": "{{webhook_id}}"},
-                                {"title": "Organisation", "value": "{{organization_name}}"},
-                                {"title": "At", "value": "{{timestamp}}"},
-                            ],
-                        },
-                    ],
-                },
-            }
-        ],
-    }
-)
+# The README's worked Teams template (a Workflows message with an Adaptive Card), as it is written there.
+README = (Path(__file__).parent.parent / "README.md").read_text()
+TEAMS_TEMPLATE = README.split("**Routing them to Teams.**", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
 # Five quick retries (six attempts), the last one late enough for `failing` (at 5) to arrive first.
 SCHEDULE = "0.2,0.2,0.2,0.2,3"
 
