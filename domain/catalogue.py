@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from domain.errors import Problem
+from domain.operations import DELIVERY_FAILED, WEBHOOK_DISABLED, WEBHOOK_FAILING
 
 ENVELOPE_VARIABLES = ("event_id", "event_type", "organization_id", "organization_name", "timestamp")
 MAX_NAME_LENGTH = 100
@@ -212,6 +213,10 @@ def _built_in() -> dict[str, EventTypeSpec]:
         "finished_at": "2025-06-03T10:02:19Z",
     }
     aws = {"account_id": "123456789012", "region": "us-east-1"}
+    servicenow = {
+        "webhook_id": "6a2f9c14-83e1-4d7b-b5a0-1c9e4f7d2b63",
+        "webhook_name": "ServiceNow incidents",
+    }
     return {
         spec.name: spec
         for spec in (
@@ -390,6 +395,37 @@ def _built_in() -> dict[str, EventTypeSpec]:
                     "channels": ["sms", "email", "voice", "push"],
                     "recipients": {"total": 1284, "delivered": 1279, "failed": 5},
                     "sentAt": "2025-06-03T19:58:04Z",
+                },
+            ),
+            EventTypeSpec.of(
+                WEBHOOK_FAILING,
+                "Published by Hookline: a webhook's consecutive failed attempts reached one of the "
+                "thresholds (5, 20 and 100 by default), once each per failing streak.",
+                {
+                    **servicenow,
+                    "consecutive_failures": 5,
+                    "failing_since": "2025-06-03T09:14:07Z",
+                    "last_status_code": 503,
+                    "last_error": None,
+                },
+            ),
+            EventTypeSpec.of(
+                WEBHOOK_DISABLED,
+                "Published by Hookline: a webhook was switched off, because its target answered "
+                "410 Gone (reason gone) or its deliveries failed for too long (reason failing).",
+                {**servicenow, "reason": "gone"},
+            ),
+            EventTypeSpec.of(
+                DELIVERY_FAILED,
+                "Published by Hookline: a delivery failed for good, its last attempt made.",
+                {
+                    "delivery_id": "b81e4c7a-2f5d-4a93-8c06-7d3e9a1f5b24",
+                    **servicenow,
+                    "event_id": "e4d7a2c9-5b1f-4e86-a3c0-9f2b7d6e1a58",
+                    "event_type": "ticket.created",
+                    "attempts": 8,
+                    "last_status_code": None,
+                    "last_error": "timed out after 15 s",
                 },
             ),
         )

@@ -17,6 +17,7 @@ from domain.nesting import too_deep
 MAX_EVENT_TYPE = 200
 MAX_IDEMPOTENCY_KEY = 200
 MAX_BATCH = 500
+RESERVED_PREFIX = "hookline."  # operator events (`domain.operations`): only Hookline publishes them
 DEFAULT_MAX_PAYLOAD = 256 * 1024
 
 
@@ -37,6 +38,10 @@ def check_publication(event: Publication, max_payload_bytes: int, prefix: str = 
         problems.append(Problem(f"{prefix}type", "must not be empty"))
     elif len(event.type) > MAX_EVENT_TYPE:
         problems.append(Problem(f"{prefix}type", f"must be at most {MAX_EVENT_TYPE} characters"))
+    elif event.type.startswith(RESERVED_PREFIX):
+        problems.append(
+            Problem(f"{prefix}type", f"{RESERVED_PREFIX}* types are published by Hookline itself")
+        )
     if not isinstance(event.payload, dict):
         problems.append(Problem(f"{prefix}payload", "must be a JSON object"))
     else:

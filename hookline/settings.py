@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.operations import parse_thresholds
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore")
@@ -41,6 +43,9 @@ class Settings(BaseSettings):
     retry_schedule: str | None = None
     # A webhook whose deliveries have all failed for this long is switched off ("failing").
     disable_after_hours: float = Field(default=120.0, gt=0)
+    # A webhook's consecutive failed attempts at which `hookline.webhook.failing` is published, once
+    # each per failing streak: comma-separated, increasing.
+    failing_thresholds: str = "5,20,100"
     # How often `serve` re-reads the store for jobs lost from Redis (distributed mode).
     sweep_seconds: float = Field(default=5.0, gt=0)
     # A finished verifyAuditLog answers its organisation's callers this long while its trail has not
@@ -59,6 +64,12 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError("must be http://host:port (an HTTP forward proxy)")
+        return value
+
+    @field_validator("failing_thresholds")
+    @classmethod
+    def _thresholds_parse(cls, value: str) -> str:
+        parse_thresholds(value)
         return value
 
     @property

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from domain.application import Hookline, Publishing
+from domain.operations import parse_thresholds
 from domain.retry import DEFAULT_SCHEDULE, RetryPolicy, parse_schedule
 from domain.service.publishing import Published
 from domain.targets import IPAddress
@@ -146,6 +147,7 @@ def open_application(settings: Settings) -> Opened:
                 max_payload_bytes=settings.max_payload_bytes,
                 max_rendered_bytes=settings.max_rendered_bytes,
                 rand=random.random,
+                failing_thresholds=parse_thresholds(settings.failing_thresholds),
             )
             return Opened(app, read_model)
         except PersistenceError:

@@ -63,6 +63,26 @@ CONTRACT_CATALOGUE: dict[str, tuple[str, ...]] = {
         "metadata.attributes.incidentName",
         "metadata.tags.facilities",
     ),
+    # The operator events of the contract's "Operations", exactly its fields.
+    "hookline.webhook.failing": (
+        "webhook_id",
+        "webhook_name",
+        "consecutive_failures",
+        "failing_since",
+        "last_status_code",
+        "last_error",
+    ),
+    "hookline.webhook.disabled": ("webhook_id", "webhook_name", "reason"),
+    "hookline.delivery.failed": (
+        "delivery_id",
+        "webhook_id",
+        "webhook_name",
+        "event_id",
+        "event_type",
+        "attempts",
+        "last_status_code",
+        "last_error",
+    ),
 }
 
 
@@ -362,3 +382,8 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "64 KiB" in messages
     assert '"bad-key"' in messages
     assert '"also bad"' in messages
+
+
+@pytest.mark.parametrize("name", [name for name in CONTRACT_CATALOGUE if name.startswith("hookline.")])
+def test_each_operator_events_sample_holds_exactly_the_contracts_fields(name: str) -> None:
+    assert tuple(BUILT_IN[name].sample_payload) == CONTRACT_CATALOGUE[name]

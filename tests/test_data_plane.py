@@ -64,6 +64,9 @@ BUILT_IN_TYPES = (
     "reserved_instance.surplus",
     "reserved_instance.deficit",
     "alert.sent",
+    "hookline.webhook.failing",  # operator events (the contract's "Operations")
+    "hookline.webhook.disabled",
+    "hookline.delivery.failed",
 )
 
 

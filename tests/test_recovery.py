@@ -409,11 +409,15 @@ def test_a_webhook_that_only_fails_is_switched_off_and_one_with_successes_is_not
     (admin,) = keys(server, (org, "admin"))
     # "/failing" fails every attempt; "/mixed" fails every attempt of its odd events and takes the even
     # ones at once: failures never stop, but a success comes every 0.8 s or so.
+    # "/alerts" takes every `hookline.webhook.disabled`.
     receiver.respond = lambda received: (
-        (200, {}, "ok") if received.path == "/mixed" and data(received)["n"] % 2 == 0 else (500, {}, "broken")
+        (200, {}, "ok")
+        if received.path == "/alerts" or (received.path == "/mixed" and data(received)["n"] % 2 == 0)
+        else (500, {}, "broken")
     )
     failing = create_webhook(server, admin, receiver.url + "/failing", eventTypes=["alert.activated"])
     mixed = create_webhook(server, admin, receiver.url + "/mixed", eventTypes=["ticket.created"])
+    create_webhook(server, admin, receiver.url + "/alerts", eventTypes=["hookline.webhook.disabled"])
 
     begun = time.monotonic()
     publish_many(
@@ -441,6 +445,8 @@ def test_a_webhook_that_only_fails_is_switched_off_and_one_with_successes_is_not
     assert len(deactivated) == 1, records
     assert deactivated[0]["actor"] == "system"
     assert "failing" in json.dumps(deactivated[0]["data"])
+    alerts = wait_until(lambda: [data(r) for r in list(receiver.requests) if r.path == "/alerts"], timeout=10)
+    assert alerts == [{"webhook_id": failing["id"], "webhook_name": failing["name"], "reason": "failing"}]
     first_attempt = min(
         instant(a["startedAt"]) for d in deliveries(server, admin, failing["id"]) for a in d["attempts"]
     )

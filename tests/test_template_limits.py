@@ -105,6 +105,7 @@ def test_a_template_rendering_past_the_limit_fails_its_delivery_at_once_and_othe
         payloadTemplate=json.dumps({"text": "{{blob}}" * MAX_PLACEHOLDERS}),
     )
     plain = create(open_server, admin, receiver.url + "/plain", eventTypes=[EVENT_TYPE])
+    create(open_server, admin, receiver.url + "/alerts", eventTypes=["hookline.delivery.failed"])
     pids = renderers(open_server)
     for pid in pids:  # restarts each process's peak (VmHWM) from its resident size now
         Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -115,8 +116,7 @@ def test_a_template_rendering_past_the_limit_fails_its_delivery_at_once_and_othe
         admin, PUBLISH, {"input": {"type": EVENT_TYPE, "payload": {"blob": "a" * 100_000, "marker": marker}}}
     ).ok()
 
-    (received,) = receiver.wait_for(1)
-    assert received.path == "/plain"
+    (received,) = wait_until(lambda: [r for r in list(receiver.requests) if r.path == "/plain"])
     assert json.loads(received.body)["data"]["marker"] == marker
     failed = wait_until(
         lambda: next(
@@ -131,7 +131,10 @@ def test_a_template_rendering_past_the_limit_fails_its_delivery_at_once_and_othe
     time.sleep(1.0)  # no retry follows: still one attempt, and nothing reached the target
     (again,) = deliveries_of(open_server, admin, amplifier["id"])
     assert (again["status"], len(again["attempts"])) == ("FAILED", 1)
-    assert [r.path for r in receiver.requests] == ["/plain"]
+    (alerted,) = wait_until(lambda: [r for r in list(receiver.requests) if r.path == "/alerts"])
+    assert sorted(r.path for r in receiver.requests) == ["/alerts", "/plain"]
+    alert = json.loads(alerted.body)["data"]
+    assert (alert["delivery_id"], alert["attempts"], alert["last_error"]) == (failed["id"], 1, TOO_LARGE)
     assert healthy(open_server)
     after = {pid: memory_kib(pid) for pid in pids}
     growth_mib = {pid: (after[pid]["VmHWM"] - before[pid]["VmRSS"]) / 1024 for pid in pids}

@@ -27,6 +27,7 @@ from domain.deliveries import OwedDeliveries
 from domain.errors import InvalidInput, NotFound, Problem
 from domain.event_types import EventType
 from domain.events import DEFAULT_MAX_PAYLOAD, Event
+from domain.operations import DEFAULT_FAILING_THRESHOLDS
 from domain.organizations import Organization
 from domain.requests import Message
 from domain.retry import RetryPolicy
@@ -98,6 +99,7 @@ class HooklineBase(Application[UUID]):
         max_rendered_bytes: int = DEFAULT_MAX_RENDERED_BYTES,
         retry_policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
         rand: Callable[[], float] = lambda: 0.5,
+        failing_thresholds: Sequence[int] = DEFAULT_FAILING_THRESHOLDS,
     ) -> None:
         self._storage = storage
         super().__init__(storage.env)
@@ -112,6 +114,7 @@ class HooklineBase(Application[UUID]):
         self.max_rendered_bytes = max_rendered_bytes
         self.retry_policy = retry_policy
         self.rand = rand
+        self.failing_thresholds = tuple(failing_thresholds)
         self._organization_names: dict[UUID, str] = {}
         self.owed = OwedDeliveries()
         self.saved_listeners: list[Callable[[list[Recording[UUID]]], None]] = []

@@ -20,10 +20,12 @@ from domain.credentials import Credential
 from domain.deliveries import Attempt, Delivery, DeliveryStatus, due_key
 from domain.errors import Conflict, InvalidInput, NotFound, Problem, RenderedBodyTooLarge
 from domain.events import Event
+from domain.operations import about_webhook
 from domain.requests import OutgoingRequest, build_request
 from domain.retry import GONE
-from domain.roles import SYSTEM_ACTOR, Permission, Principal
-from domain.service.base import EARLY, RECORD_TRIES, RECOVERY_BATCH, HooklineBase, page_size
+from domain.roles import Permission, Principal
+from domain.service.base import EARLY, RECORD_TRIES, RECOVERY_BATCH, page_size
+from domain.service.operations import OperatorEvents
 from domain.views import Page
 from domain.webhooks import SavedWebhook, Webhook, compiled_filters
 
@@ -57,7 +59,7 @@ Prepared = PreparedDelivery | NotDue | NothingToSend
 """What preparing a delivery's next attempt answers."""
 
 
-class DeliveryCommands(HooklineBase):
+class DeliveryCommands(OperatorEvents):
     def fan_out_many(self, event_ids: Sequence[UUID]) -> list[list[UUID]]:
         """Records, for several events in one transaction, the deliveries each owes: one for each
         active webhook that subscribes to it and whose filters match (its id derived from both); the
@@ -96,11 +98,12 @@ class DeliveryCommands(HooklineBase):
         """Marks an event not fanned out yet fanned out to the webhooks that take it; else False."""
         if event.fanned_out:
             return False
+        about = about_webhook(event)  # an operator event never goes to the webhook it is about
         event.fan_out(
             [
                 (webhook.id, webhook.version)
                 for webhook in subscribed(event.organization_id, event.type)
-                if webhook.filters.matches(event.payload)
+                if webhook.id != about and webhook.filters.matches(event.payload)
             ]
         )
         return True
@@ -217,19 +220,23 @@ class DeliveryCommands(HooklineBase):
             )
         except RenderedBodyTooLarge as error:
             # The same template and event render the same way every time: a retry cannot succeed.
-            delivery.record_attempt(self._unmade(delivery, str(error), now), next_attempt_at=None)
-            with suppress(IntegrityError):  # changed meanwhile: its next job decides again
-                self.save(delivery)
+            unmade = self._unmade(delivery, str(error), now)
+            delivery.record_attempt(unmade, next_attempt_at=None)
+            changes = [*delivery.collect_events(), *self._ended(delivery)]
+            self._save_counted([changes], [(delivery, unmade)])  # lost a race: its next job decides
             return NOTHING_TO_SEND
         return PreparedDelivery(delivery, request, webhook.id, spec.rate_limit_per_second, event.trace_parent)
 
     def record_attempts(self, attempts: Sequence[tuple[Delivery, Attempt]]) -> None:
         """Records attempts' outcomes in one transaction, each with when to try again; 410 Gone also
         switches the webhook off. A delivery that changed meanwhile (another worker, a redelivery) is
-        read again and its attempt recorded after what is there, unless it has finished since."""
+        read again and its attempt recorded after what is there, unless it has finished since.
+
+        Each webhook's streak of failed attempts is counted with them (`_save_counted`)."""
         pending = list(attempts)
         for _ in range(RECORD_TRIES):
-            saved = self._save_all_or_each([self._plan_attempt(d, a) for d, a in pending])
+            plans = [self._plan_attempt(d, a) for d, a in pending]
+            saved = self._save_counted(plans, pending)
             lost = [(d, a) for (d, a), was_saved in zip(pending, saved, strict=True) if not was_saved]
             fresh = self._fresh(Delivery, [d.id for d, _ in lost]) if lost else {}
             pending = [
@@ -262,17 +269,14 @@ class DeliveryCommands(HooklineBase):
             )
         )
         if delivery.unrecorded:  # its first attempt creates it: one stored event
-            changes: list[DomainEventProtocol[UUID]] = [
-                *delivery.attempted(attempt, next_attempt_at).collect_events()
-            ]
+            delivery = delivery.attempted(attempt, next_attempt_at)
         else:
             delivery.record_attempt(attempt, next_attempt_at)
-            changes = [*delivery.collect_events()]
+        changes: list[DomainEventProtocol[UUID]] = [*delivery.collect_events(), *self._ended(delivery)]
         if attempt.status_code == GONE:
             webhook = self._fresh(Webhook, [delivery.webhook_id]).get(delivery.webhook_id)
             if webhook is not None and not webhook.deleted and webhook.active:
-                webhook.set_active(False, actor=SYSTEM_ACTOR, reason="gone")
-                changes.extend(webhook.collect_events())
+                changes.extend(self._disable(webhook, "gone"))
         return changes
 
     def redeliver(self, principal: Principal, delivery_id: UUID) -> Delivery:
@@ -349,9 +353,7 @@ class DeliveryCommands(HooklineBase):
         failed for that long; returns how many. One changed meanwhile is left to the next check."""
         webhooks = self._fresh(Webhook, self.views.failing_webhooks(self.clock() - failing_for))
         going = [webhook for webhook in webhooks.values() if not webhook.deleted and webhook.active]
-        for webhook in going:
-            webhook.set_active(False, actor=SYSTEM_ACTOR, reason="failing")
-        return sum(self._save_all_or_each([webhook.collect_events() for webhook in going]))
+        return sum(self._save_all_or_each([self._disable(webhook, "failing") for webhook in going]))
 
     def delivery(self, principal: Principal, delivery_id: UUID) -> Delivery | None:
         principal.require(Permission.READ_DELIVERIES)
