@@ -255,7 +255,9 @@ async def embedded_queue(
     slots = ParkingSlots(queue.resume, embedded_share(concurrency), organizations=concurrency)
     jobs = Jobs(app, sender.send, LocalRateLimiter(), slots, tracer)
     metrics.queue_depth.set_function(lambda: queue.depth)
-    async with queue.running(jobs.run):
+    # A consumer goes round at least once a send's timeout: a job holds it about that long at most.
+    every = settings.request_timeout_seconds
+    async with queue.running(jobs.run, ticked=liveness.watch("consumer", every), tick_every=every):
         dispatcher = Dispatcher(queue, views)
 
         # (The queue holds its jobs until they run: what waits in it now is not lost.)

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from uuid import UUID, uuid4
 
+from hookline.runtime import Liveness
 from workers.inprocess import InProcessQueue
 from workers.jobtypes import DONE, Deliver, FanOut, Job, Outcome
 
@@ -81,5 +82,53 @@ def test_thousands_of_submissions_from_another_thread_each_run_once() -> None:
             await asyncio.wait_for(done.wait(), 10)
             await asyncio.sleep(0.1)  # a job run twice would run now
         assert sorted(ran) == sorted(ids)
+
+    asyncio.run(scenario())
+
+
+def test_idle_consumers_tick_and_consumers_all_hung_in_their_jobs_are_stalled() -> None:
+    """`serve`'s /readyz names the `consumer` loop when no consumer goes round: an idle consumer
+    waiting for a job still ticks, one held by a job that never ends does not."""
+    liveness = Liveness()  # (a loop's interval is held to a second: stalled after 3 s)
+
+    async def scenario() -> None:
+        started = asyncio.Event()
+
+        async def hang(job: Job) -> Outcome:
+            started.set()
+            await asyncio.Event().wait()
+            return DONE
+
+        queue = InProcessQueue(concurrency=2)
+        async with queue.running(hang, drain_seconds=0, ticked=liveness.watch("consumer", 1), tick_every=0.2):
+            await asyncio.sleep(3.5)
+            assert liveness.stalled() == []  # idle all along
+            queue.deliver(uuid4())
+            await asyncio.wait_for(started.wait(), 5)
+            await asyncio.sleep(3.5)
+            assert liveness.stalled() == []  # the other consumer, idle, still ticks
+            queue.deliver(uuid4())
+            await asyncio.sleep(3.5)
+            assert [problem.split()[0] for problem in liveness.stalled()] == ["consumer"]
+
+    asyncio.run(scenario())
+
+
+def test_consumers_that_died_are_stalled() -> None:
+    liveness = Liveness()
+
+    async def scenario() -> None:
+        async def die(job: Job) -> Outcome:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # nothing in the consumer catches it: it ends
+            await asyncio.sleep(1)
+            return DONE
+
+        queue = InProcessQueue(concurrency=1)
+        async with queue.running(die, ticked=liveness.watch("consumer", 1), tick_every=0.2):
+            queue.deliver(uuid4())
+            await asyncio.sleep(3.5)
+            assert liveness.stalled()[0].startswith("consumer has not ticked for")
 
     asyncio.run(scenario())

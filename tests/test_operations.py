@@ -93,6 +93,50 @@ def test_a_stalled_log_follower_makes_readyz_answer_503_naming_it(tmp_path: Path
         assert metric(server, "hookline_loop_stalled", loop="follower") == 0
 
 
+def test_embedded_consumers_held_in_their_jobs_make_readyz_answer_503_naming_them(tmp_path: Path) -> None:
+    """Without Redis, `serve`'s own consumers deliver: when every one of them hangs in its job, /readyz
+    names the `consumer` loop (idle, they tick all the same: it was ready before)."""
+    with (
+        postgres_database() as database,
+        Receiver() as receiver,
+        running_server(
+            tmp_path,
+            "embedded",
+            HOOKLINE_DATABASE_URL=database,
+            HOOKLINE_SECRET_KEY=SECRET,
+            HOOKLINE_DELIVERY_CONCURRENCY="1",  # two consumers: one, and one in reserve for another org
+            HOOKLINE_REQUEST_TIMEOUT_SECONDS="1",  # the consumers' interval: stalled after 3 s
+            HOOKLINE_DATABASE_POOL_SIZE="4",
+            HOOKLINE_ALLOW_PRIVATE_TARGETS="true",
+        ) as server,
+    ):
+        wait_until(lambda: readiness(server) == (200, "ready"), timeout=10)
+        time.sleep(3.5)  # idle all along: still ready
+        assert readiness(server) == (200, "ready")
+        assert metric(server, "hookline_loop_stalled", loop="consumer") == 0
+        publishers = []
+        for org in ("acme", "globex"):
+            create_webhook(server, server.key(org, "admin"), receiver.url + "/hooks")
+            publishers.append(server.key(org, "publisher"))
+
+        # Each consumer sends one org's delivery; the receiver holds both answers while the test takes
+        # a lock that keeps the events table from being written: recording the attempts, both hang.
+        receiver.hold_seconds = 0.8
+        with psycopg.connect(database) as holder:
+            for seq, publisher in enumerate(publishers):
+                publish(server, publisher, seq)
+            receiver.wait_for(2, timeout=15)
+            holder.execute("LOCK TABLE hookline_events IN SHARE MODE")
+            _, text = wait_until(lambda: (found := readiness(server))[0] == 503 and found, timeout=15)
+            assert text.startswith("not ready: consumer has not ticked for"), text
+            assert "follower" not in text, text
+            assert metric(server, "hookline_loop_stalled", loop="consumer") == 1
+            holder.rollback()
+
+        wait_until(lambda: readiness(server) == (200, "ready"), timeout=15)
+        assert metric(server, "hookline_loop_stalled", loop="consumer") == 0
+
+
 def test_the_backlog_age_rises_through_a_redis_outage_under_load_then_falls_to_zero(tmp_path: Path) -> None:
     with (
         RedisServer(tmp_path) as redis,

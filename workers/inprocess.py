@@ -112,9 +112,14 @@ class InProcessQueue:
         priority = -1 if first else 0 if isinstance(job, Deliver) else 1
         self._ready.put_nowait((priority, next(self._sequence), job))
 
-    async def _consume(self, run: Run) -> None:
+    async def _consume(self, run: Run, ticked: Callable[[], None], every: float) -> None:
         while not self._closing:
-            _, _, job = await self._ready.get()
+            ticked()
+            try:
+                async with asyncio.timeout(every):  # idle, it still ticks
+                    _, _, job = await self._ready.get()
+            except TimeoutError:
+                continue
             if job not in self._due or self._due[job] > self._now():
                 continue  # superseded by a later submission that is still waiting on the heap
             del self._due[job]
@@ -159,11 +164,23 @@ class InProcessQueue:
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)
 
     @asynccontextmanager
-    async def running(self, run: Run, drain_seconds: float = 10.0) -> AsyncIterator[InProcessQueue]:
+    async def running(
+        self,
+        run: Run,
+        drain_seconds: float = 10.0,
+        ticked: Callable[[], None] = lambda: None,
+        tick_every: float = 1.0,
+    ) -> AsyncIterator[InProcessQueue]:
         """Runs the queue's jobs with `run`; on exit, sends in flight get `drain_seconds` to finish
-        (what does not is taken up again from the store at the next start)."""
+        (what does not is taken up again from the store at the next start).
+
+        Each consumer ticks `ticked` once a turn: as it takes up a job after ending one, and every
+        `tick_every` seconds while it waits for one. None ticking means every consumer hangs in a
+        job (or died): give `tick_every` the longest a job may hold its consumer."""
         self._loop = asyncio.get_running_loop()
-        consumers = [asyncio.create_task(self._consume(run)) for _ in range(self.concurrency)]
+        consumers = [
+            asyncio.create_task(self._consume(run, ticked, tick_every)) for _ in range(self.concurrency)
+        ]
         timers = asyncio.create_task(self._release_timers())
         try:
             yield self
