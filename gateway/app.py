@@ -269,7 +269,7 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/events", events.events, methods=["POST"]),
-        Route("/events/{type:path}", events.typed, methods=["POST"]),
+        Route("/events/{type:anytext}", events.typed, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import structlog
 from opentelemetry.trace import Tracer
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.exceptions import StrawberryInputCoercionError
@@ -41,6 +42,22 @@ log = structlog.get_logger("hookline.gateway")
 EVENT_FIELDS = frozenset({"type", "payload", "idempotencyKey", "occurredAt"})
 # The status of each code a publication may be refused with (see gateway.errors.CODES).
 STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409}
+
+
+class AnyText(Convertor[str]):
+    """`{type:path}` without its one gap: Starlette's `.*` stops at a line break, so `/events/%0A` would be
+    a plain-text 404; every type reaches the endpoint and is answered in JSON (refused, when not a name)."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyText())
 
 
 class EventsEndpoint:

@@ -370,6 +370,17 @@ def bodies() -> st.SearchStrategy[bytes]:
     return st.one_of(as_json, escaped, well_formed, st.binary(max_size=200))
 
 
+@pytest.mark.parametrize("path", ["/events/%0A0", "/events/a%0Ab", "/events/%0D%0A"])
+def test_a_type_with_a_line_break_is_answered_in_json_not_a_plain_404(
+    limited: Server, org: str, path: str
+) -> None:
+    # Found by the fuzz below: Starlette's `{type:path}` stops at a line break.
+    answer = post(limited, path, {}, key=limited.key(org, "publisher"))
+    assert answer.status in (202, 400), answer.body
+    if answer.status == 400:
+        assert answer.code == "BAD_USER_INPUT", answer.body
+
+
 def test_no_body_path_or_header_gets_a_500_or_leaks(limited: Server) -> None:
     org = f"fuzz-{uuid.uuid4().hex[:10]}"
     publisher = limited.key(org, "publisher")
