@@ -11,7 +11,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.audit import Verification
-from domain.catalogue import BUILT_IN, EventTypeSpec
+from domain.built_in_types import BUILT_IN
+from domain.catalogue import EventTypeSpec
 from domain.credentials import Credential as DomainCredential
 from domain.credentials import CredentialKind
 from domain.deliveries import Attempt as DomainAttempt

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.built_in_types import BUILT_IN
 from domain.catalogue import (
-    BUILT_IN,
     ENVELOPE_VARIABLES,
     MAX_SAMPLE_BYTES,
     MAX_SAMPLE_DEPTH,

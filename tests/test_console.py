@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
-from domain.catalogue import BUILT_IN, ENVELOPE_VARIABLES
+from domain.built_in_types import BUILT_IN
+from domain.catalogue import ENVELOPE_VARIABLES
 from domain.roles import GRANTS, Permission
 from harness.certificates import Authority
 from tests.queries import CREATE_WEBHOOK, DELIVERIES, PUBLISH, UPDATE_WEBHOOK, WEBHOOK, webhook_input

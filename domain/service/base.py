@@ -21,7 +21,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
-from domain.catalogue import BUILT_IN, EventTypeSpec
+from domain.built_in_types import BUILT_IN
+from domain.catalogue import EventTypeSpec
 from domain.credentials import Credential
 from domain.deliveries import OwedDeliveries
 from domain.errors import InvalidInput, NotFound, Problem

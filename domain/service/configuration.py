@@ -12,7 +12,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError
 
-from domain.catalogue import BUILT_IN, EventTypeSpec, check_event_type
+from domain.built_in_types import BUILT_IN
+from domain.catalogue import EventTypeSpec, check_event_type
 from domain.credentials import Credential, CredentialKind, check_credential, credential_data
 from domain.errors import Conflict, InvalidInput, Problem, RenderedBodyTooLarge
 from domain.event_types import EventType
