@@ -26,16 +26,25 @@ One run: a distributed `hookline serve` with --workers workers, saturated (bench
    each one's round trip less a prepared `SELECT 1`'s (the median of 200) is its hold: the lock is
    taken inside the statement and released when the statement's transaction commits (the WAL flush
    included), so this is an upper bound (the argument's decoding before the lock counts too).
-The cap: min(1 / follower busy time per delivery, 1 / lock hold per delivery) (and, for comparison,
-1 / serve's whole CPU per delivery, which is not all serial: publishing spreads over gateways).
+4. the follower at full batches: serve and the workers stopped, a copy of the run's database with its
+   read models and audit trail emptied is caught up from the start by a `ReadModel` in this process
+   (batches of 500; every event decoded, where serve holds its own publishes decoded): its wall time
+   and CPU per delivery, uncontended.
+The computed cap: min(1 / the follower's CPU per delivery, 1 / the lock's hold per delivery). Also given:
+1 / the follower's busy time per delivery (its round trips to PostgreSQL are serial too, and on a busy
+machine its waits for a core and the GIL), 1 / the catch-up's time per delivery (the follower's
+capacity once its batches are full) and 1 / serve's whole CPU per delivery (not all serial: publishing
+spreads over gateways).
 
-Output on stdout: one JSON object with bench.e2e's run figures under `e2e` and `serial`: {deliveries,
-serve_cpu_ms_per_delivery, follower_busy_ms_per_delivery, follower_cpu_ms_per_delivery,
+Output on stdout: one JSON object with bench.e2e's run figures under `e2e`, and under `serial`:
+deliveries, serve_cpu_ms_per_delivery, follower_busy_ms_per_delivery, follower_cpu_ms_per_delivery,
 follower_applied_per_delivery, insert_transactions, insert_transactions_per_delivery,
 events_per_transaction, rtt_ms, lock_hold_ms_per_transaction {p50, p99, mean},
-lock_hold_ms_per_delivery, cap_follower_per_s, cap_lock_per_s, cap_serve_cpu_per_s,
-computed_cap_per_s, target_met (>= 10 000)}. Progress goes to stderr. Exit status 1 when the run
-missed deliveries.
+lock_hold_ms_per_delivery, lock_hold_by_size {"1", "2-9", "10-99", "100+": {transactions, mean_ms}},
+catch_up_busy_ms_per_delivery, catch_up_cpu_ms_per_delivery, catch_up_applied, cap_follower_cpu_per_s,
+cap_follower_busy_per_s, cap_lock_per_s, cap_catch_up_per_s, cap_serve_cpu_per_s, computed_cap_per_s,
+target_met (>= 10 000).
+Progress goes to stderr. Exit status 1 when the run missed deliveries.
 """
 
 from __future__ import annotations
@@ -147,12 +156,65 @@ def replay(database_url: str, transactions: list[Rows]) -> tuple[float, list[flo
         datastore.close()
 
 
+def follower_catch_up(database_url: str) -> dict[str, float]:
+    """A follower's cost at full batches: a copy of the run's database (serve and the workers stopped)
+    with its read models and audit trail emptied, caught up by a `ReadModel` in this process, timed
+    (wall and this thread's CPU). Every event is decoded (serve holds its own publishes decoded)."""
+    import psycopg
+
+    from bench.deployment import SECRET_KEY
+    from harness.services import postgres_database
+    from hookline.settings import Settings
+    from hookline.wiring import open_application
+
+    source = urlsplit(database_url).path.lstrip("/")
+    with postgres_database() as copy:
+        name = urlsplit(copy).path.lstrip("/")
+        with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}"')
+            for attempt in range(50):  # the stopped processes' backends may take a moment to go
+                try:
+                    admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+                    break
+                except psycopg.errors.ObjectInUse:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+        with psycopg.connect(copy, autocommit=True) as connection:
+            connection.execute("UPDATE hl_meta SET value = '0' WHERE name = 'schema_version'")
+            connection.execute("DELETE FROM hl_audit")  # chained again, as serve does
+            connection.execute("DELETE FROM hl_audit_heads")
+        opened = open_application(Settings(database_url=copy, secret_key=SECRET_KEY))
+        read_model = opened.read_model
+        try:
+            started, cpu_started = time.perf_counter(), time.thread_time()
+            read_model.catch_up()
+            busy, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+        finally:
+            opened.app.close()
+    return {"busy_seconds": busy, "cpu_seconds": cpu, "applied": float(read_model.work.applied)}
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 4)
 
 
 def per_s(seconds: float) -> int | None:
     return round(1 / seconds) if seconds > 0 else None
+
+
+def by_size(transactions: list[Rows], holds: list[float]) -> dict[str, dict[str, float]]:
+    """Transactions grouped by how many events they inserted (1, 2-9, 10-99, 100+): how many, and
+    their mean hold (ms): what a transaction costs however small, and what each event adds."""
+    groups: dict[str, list[float]] = {}
+    for rows, hold in zip(transactions, holds, strict=True):
+        size = len(rows)
+        name = "1" if size == 1 else "2-9" if size < 10 else "10-99" if size < 100 else "100+"
+        groups.setdefault(name, []).append(hold)
+    return {
+        name: {"transactions": len(held), "mean_ms": ms(sum(held) / len(held))}
+        for name, held in sorted(groups.items())
+    }
 
 
 def serial_figures(
@@ -168,18 +230,20 @@ def serial_figures(
     hold = sum(holds) / deliveries
     busy = work["busy_seconds"] / deliveries if work else None
     ordered = sorted(holds) or [0.0]
+    cpu = work["cpu_seconds"] / deliveries if work else None
     caps = {
-        "cap_follower_per_s": per_s(busy) if busy is not None else None,
+        "cap_follower_cpu_per_s": per_s(cpu) if cpu is not None else None,
+        "cap_follower_busy_per_s": per_s(busy) if busy is not None else None,
         "cap_lock_per_s": per_s(hold),
         "cap_serve_cpu_per_s": per_s(serve_cpu_ms / 1000) if serve_cpu_ms else None,
     }
-    serial = [c for c in (caps["cap_follower_per_s"], caps["cap_lock_per_s"]) if c is not None]
+    serial = [c for c in (caps["cap_follower_cpu_per_s"], caps["cap_lock_per_s"]) if c is not None]
     computed = min(serial) if serial else None
     return {
         "deliveries": deliveries,
         "serve_cpu_ms_per_delivery": serve_cpu_ms,
         "follower_busy_ms_per_delivery": ms(busy) if busy is not None else None,
-        "follower_cpu_ms_per_delivery": ms(work["cpu_seconds"] / deliveries) if work else None,
+        "follower_cpu_ms_per_delivery": ms(cpu) if cpu is not None else None,
         "follower_applied_per_delivery": round(work["applied"] / deliveries, 2) if work else None,
         "insert_transactions": len(transactions),
         "insert_transactions_per_delivery": round(len(transactions) / deliveries, 3),
@@ -191,6 +255,7 @@ def serial_figures(
             "mean": ms(sum(holds) / len(holds)) if holds else None,
         },
         "lock_hold_ms_per_delivery": ms(hold),
+        "lock_hold_by_size": by_size(transactions, holds),
         **caps,
         "computed_cap_per_s": computed,
         "target_met": computed is not None and computed >= TARGET_PER_S,
@@ -214,6 +279,9 @@ def run_serial(options: Options) -> dict[str, Any]:
         progress(f"replaying {len(transactions)} insert transactions, one at a time")
         rtt, holds = replay(deployment.database_url, transactions)
         directory = deployment.server.directory
+        deployment.stop()
+        progress("catching up a copy of the run's log from the start")
+        catch_up = follower_catch_up(deployment.database_url)
     deliveries = (figures["warmup_events"] + options.total_events) * options.webhooks
     work = (
         {name: work_after[name] - work_before[name] for name in FOLLOWER_METRICS}
@@ -221,6 +289,14 @@ def run_serial(options: Options) -> dict[str, Any]:
         else None
     )
     serial = serial_figures(deliveries, figures["serve_cpu_ms_per_delivery"], work, transactions, rtt, holds)
+    serial.update(
+        {
+            "catch_up_busy_ms_per_delivery": ms(catch_up["busy_seconds"] / deliveries),
+            "catch_up_cpu_ms_per_delivery": ms(catch_up["cpu_seconds"] / deliveries),
+            "catch_up_applied": int(catch_up["applied"]),
+            "cap_catch_up_per_s": per_s(catch_up["busy_seconds"] / deliveries),
+        }
+    )
     if figures["complete"]:
         shutil.rmtree(directory, ignore_errors=True)
     return {

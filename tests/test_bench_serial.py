@@ -22,7 +22,10 @@ def test_a_small_distributed_run_measures_the_follower_and_the_lock() -> None:
     assert 0 < serial["insert_transactions_per_delivery"] <= 3
     assert serial["events_per_transaction"] >= 1
     assert serial["lock_hold_ms_per_transaction"]["p50"] > 0
-    assert serial["computed_cap_per_s"] == min(serial["cap_follower_per_s"], serial["cap_lock_per_s"])
+    assert serial["computed_cap_per_s"] == min(serial["cap_follower_cpu_per_s"], serial["cap_lock_per_s"])
+    # Caught up from the start, the follower applies every stored event again.
+    assert serial["catch_up_applied"] >= serial["deliveries"] * 2.5
+    assert 0 < serial["catch_up_cpu_ms_per_delivery"] <= serial["catch_up_busy_ms_per_delivery"]
     assert json.loads(json.dumps(result)) == result
 
 
@@ -34,9 +37,10 @@ def test_the_cap_is_the_smaller_of_the_two_serial_shares() -> None:
 
     assert figures["follower_busy_ms_per_delivery"] == 0.5  # 50 ms over 100 deliveries
     assert figures["lock_hold_ms_per_delivery"] == 0.1  # 10 x 1 ms over 100 deliveries
-    assert figures["cap_follower_per_s"] == 2000
+    assert figures["cap_follower_busy_per_s"] == 2000
+    assert figures["cap_follower_cpu_per_s"] == 5000  # 20 ms over 100 deliveries
     assert figures["cap_lock_per_s"] == 10_000
-    assert figures["computed_cap_per_s"] == 2000
+    assert figures["computed_cap_per_s"] == 5000
     assert figures["cap_serve_cpu_per_s"] == 2000
     assert figures["events_per_transaction"] == 4
     assert not figures["target_met"]
