@@ -41,10 +41,12 @@ deliveries, serve_cpu_ms_per_delivery, follower_busy_ms_per_delivery, follower_c
 follower_applied_per_delivery, insert_transactions, insert_transactions_per_delivery,
 events_per_transaction, rtt_ms, lock_hold_ms_per_transaction {p50, p99, mean},
 lock_hold_ms_per_delivery, lock_hold_by_size {"1", "2-9", "10-99", "100+": {transactions, mean_ms}},
+lock_hold_fit {fixed_ms, per_event_ms} (least squares over the replayed transactions),
 catch_up_busy_ms_per_delivery, catch_up_cpu_ms_per_delivery, catch_up_applied, cap_follower_cpu_per_s,
 cap_follower_busy_per_s, cap_lock_per_s, cap_catch_up_per_s, cap_serve_cpu_per_s, computed_cap_per_s,
 target_met (>= 10 000).
-Progress goes to stderr. Exit status 1 when the run missed deliveries.
+`e2e` also holds log_errors and first_log_error (bench.e2e's), and server_dir when a delivery is
+missing or something was logged at error. Progress goes to stderr. Exit status 1 then.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bench.deployment import deployed
+from bench.deployment import deployed, log_errors
 from bench.loop import run_async
 from bench.measure import measure
 from bench.options import Options
@@ -217,6 +219,19 @@ def by_size(transactions: list[Rows], holds: list[float]) -> dict[str, dict[str,
     }
 
 
+def hold_fit(transactions: list[Rows], holds: list[float]) -> dict[str, float | None]:
+    """hold = fixed + per_event x events, by least squares over the replayed transactions (ms): what a
+    transaction costs however small (its commit's WAL flush among it), and what each event adds."""
+    sizes = [float(len(rows)) for rows in transactions]
+    if len(set(sizes)) < 2:
+        return {"fixed_ms": None, "per_event_ms": None}
+    mean_size, mean_hold = statistics.fmean(sizes), statistics.fmean(holds)
+    slope = sum((x - mean_size) * (y - mean_hold) for x, y in zip(sizes, holds, strict=True)) / sum(
+        (x - mean_size) ** 2 for x in sizes
+    )
+    return {"fixed_ms": ms(mean_hold - slope * mean_size), "per_event_ms": ms(slope)}
+
+
 def serial_figures(
     deliveries: int,
     serve_cpu_ms: float | None,
@@ -256,6 +271,7 @@ def serial_figures(
         },
         "lock_hold_ms_per_delivery": ms(hold),
         "lock_hold_by_size": by_size(transactions, holds),
+        "lock_hold_fit": hold_fit(transactions, holds),
         **caps,
         "computed_cap_per_s": computed,
         "target_met": computed is not None and computed >= TARGET_PER_S,
@@ -297,8 +313,12 @@ def run_serial(options: Options) -> dict[str, Any]:
             "cap_catch_up_per_s": per_s(catch_up["busy_seconds"] / deliveries),
         }
     )
-    if figures["complete"]:
+    errors, first_error = log_errors(directory)
+    figures.update({"log_errors": errors, "first_log_error": first_error})
+    if figures["complete"] and not any(errors.values()):
         shutil.rmtree(directory, ignore_errors=True)
+    else:
+        figures["server_dir"] = str(directory)
     return {
         "workers": options.workers,
         "events": options.total_events,
@@ -328,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     result = run_serial(options)
     print(json.dumps(result), flush=True)
-    return 0 if result["e2e"]["complete"] else 1
+    return 0 if result["e2e"]["complete"] and not any(result["e2e"]["log_errors"].values()) else 1
 
 
 if __name__ == "__main__":

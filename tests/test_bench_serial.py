@@ -14,6 +14,7 @@ def test_a_small_distributed_run_measures_the_follower_and_the_lock() -> None:
 
     serial = result["serial"]
     assert result["e2e"]["complete"], result["e2e"]
+    assert not any(result["e2e"]["log_errors"].values()), result["e2e"]["first_log_error"]
     assert serial["deliveries"] == (result["e2e"]["warmup_events"] + 100) * 1
     # Every delivery's events pass through serve's follower: an event, its delivery's two at least.
     assert serial["follower_applied_per_delivery"] >= 2.5, serial
@@ -43,4 +44,16 @@ def test_the_cap_is_the_smaller_of_the_two_serial_shares() -> None:
     assert figures["computed_cap_per_s"] == 5000
     assert figures["cap_serve_cpu_per_s"] == 2000
     assert figures["events_per_transaction"] == 4
+    assert figures["lock_hold_fit"] == {"fixed_ms": None, "per_event_ms": None}  # one size: no slope
+
+
+def test_the_lock_hold_fit_separates_a_transaction_s_fixed_cost_from_each_event_s() -> None:
+    transactions = [[("id", 1, "topic", b"x")] * n for n in (1, 2, 5, 10)]
+    holds = [(0.5 + 0.02 * n) / 1000 for n in (1, 2, 5, 10)]  # 0.5 ms and 0.02 ms an event
+
+    figures = serial_figures(10, None, None, transactions, 0.0001, holds)
+
+    assert figures["lock_hold_fit"] == {"fixed_ms": 0.5, "per_event_ms": 0.02}
+    assert figures["cap_follower_cpu_per_s"] is None
+    assert figures["computed_cap_per_s"] == figures["cap_lock_per_s"]
     assert not figures["target_met"]
