@@ -84,13 +84,18 @@ class Event(Aggregate):
     ) -> None:
         self.organization_id = organization_id
         self.type = type
-        self.payload = payload
+        self.payload: dict[str, Any] | None = payload  # None once erased
         self.occurred_at = occurred_at
         self.idempotency_key = idempotency_key
         self.trace_parent = trace_parent
         self.fanned_out = False
         self.webhook_ids: list[UUID] = []
         self.webhook_versions: list[int] = []
+
+    @property
+    def erased(self) -> bool:
+        """Its payload was erased (`store.erasure`): a published payload is never None otherwise."""
+        return self.payload is None
 
     def fan_out(self, webhooks: list[tuple[UUID, int]]) -> None:
         """Record which webhooks (at which versions) the event goes to: the deliveries it owes, each
