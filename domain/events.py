@@ -66,6 +66,7 @@ class Event(Aggregate):
     """A published event; with an idempotency key its id is derived, so a repeat collapses onto it."""
 
     trace_parent: str | None = None  # (events recorded before traces were kept have none)
+    erased_reason: str | None = None  # why `eraseEvent` erased it (None: not by eraseEvent)
 
     @staticmethod
     def create_id(organization_id: UUID, idempotency_key: str | None, **_: Any) -> UUID:
@@ -96,6 +97,16 @@ class Event(Aggregate):
     def erased(self) -> bool:
         """Its payload was erased (`store.erasure`): a published payload is never None otherwise."""
         return self.payload is None
+
+    def erase(self, actor: str, reason: str) -> None:
+        """Records the erasure of its payload (done in the store: `store.erasure`), once."""
+        if not self.erased_reason:
+            self._erased(actor=actor, reason=reason)
+
+    @event("Erased")
+    def _erased(self, actor: str, reason: str) -> None:
+        self.payload = None
+        self.erased_reason = reason
 
     def fan_out(self, webhooks: list[tuple[UUID, int]]) -> None:
         """Record which webhooks (at which versions) the event goes to: the deliveries it owes, each

@@ -40,9 +40,16 @@ BATCH = 200  # event ids at most per call, as the sweep gives them
 def erase_events(db: Database, mapper: Mapper[UUID], event_ids: Iterable[UUID], at: datetime) -> int:
     """Erases the events' payloads and their deliveries' response bodies in place (see the module's
     docstring); returns how many of them were erased by this call."""
+    return erase_events_and_deliveries(db, mapper, event_ids, at)[0]
+
+
+def erase_events_and_deliveries(
+    db: Database, mapper: Mapper[UUID], event_ids: Iterable[UUID], at: datetime
+) -> tuple[int, list[UUID]]:
+    """`erase_events`, and the ids of the events' deliveries (whose held states a cache must drop)."""
     wanted = list(dict.fromkeys(event_ids))
     if not wanted:
-        return 0
+        return 0, []
     erased = 0
     with db.transaction(commit=True) as c:
         rows = _stored(c, db, [event_id.hex for event_id in wanted])
@@ -62,7 +69,7 @@ def erase_events(db: Database, mapper: Mapper[UUID], event_ids: Iterable[UUID], 
             if isinstance(attempt, dict) and not attempt.get("erased"):
                 domain_event.__dict__["attempt"] = {**attempt, "response_body": None, "erased": True}
                 _mark(c, db, mapper, stored, domain_event, at)
-    return erased
+    return erased, [UUID(hex=i) for i in delivery_ids]
 
 
 def _stored(c: Cursor, db: Database, wanted: Sequence[str]) -> list[StoredEvent]:
