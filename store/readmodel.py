@@ -15,11 +15,13 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, Snapshot
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 
+from domain.events import Event
 from domain.webhooks import Webhook
 from store.audit import AuditTrail
 from store.projectors import PROJECTORS, Batch, Projector, insert_updates
@@ -57,6 +59,9 @@ READ_MODEL_TABLES = (
 Observed = tuple[int, DomainEventProtocol[UUID]]
 """A notification's position and its domain event."""
 Listener = Callable[[Sequence[Observed]], None]
+
+
+ERASED: type = getattr(Event, "Erased")  # noqa: B009 - the class @event("Erased") made
 
 
 class FollowerWork:
@@ -265,6 +270,8 @@ class ReadModel:
             previous = copy.copy(previous)
         # (A projected aggregate's event: it has `mutate`; a `cast` would cost a call for each.)
         aggregate: Aggregate = domain_event.mutate(previous)  # type: ignore[attr-defined]
+        if isinstance(domain_event, ERASED):  # what is held of its deliveries may have bodies
+            self.cache.drop(cast(Event, aggregate).owed())
         self.cache.put(aggregate)
         batch.states[aggregate_id] = aggregate
         if previous is None:
