@@ -1,7 +1,8 @@
 """`gateway.execution.LeafShortcutExecution` answers every document exactly as Strawberry's own execution
 does: the same data and the same errors, whether a field takes the shortcut or not (nulls where the type
-forbids them, values a scalar refuses, awaitables, aliases, fragments, directives, permissions, a schema
-extension that hooks `resolve`); and a list of webhooks with their health through the real gateway."""
+forbids them, values a scalar refuses, awaitables, aliases, fragments, directives, permissions, nested
+objects and lists, a schema extension that hooks `resolve`); and a list of webhooks with their health
+through the real gateway."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 
-from gateway.execution import LeafShortcutExecution, plain_leaves
+from gateway.execution import LeafShortcutExecution, plain_fields
 from tests.support import running_server
 from tests.test_distributed import create_webhook
 
@@ -53,6 +54,7 @@ class Item:
     awaited_data: JSON  # likewise, of a scalar that would take anything
     hidden: int = strawberry.field(permission_classes=[Nobody], default=0)
     children: list[Item | None] = strawberry.field(default_factory=list)
+    tags: list[str] = strawberry.field(default_factory=list)
 
     @strawberry.field
     def doubled(self) -> int:
@@ -82,8 +84,8 @@ class Query:
         return [
             item(1, children=[item(11), item(12, required=None)]),
             item(2, number="not a number"),  # Int refuses it
-            item(3, ratio=float("nan")),  # Float refuses it
-            item(4),
+            item(3, ratio=float("nan"), tags=["a", None]),  # Float refuses it, and a null tag
+            item(4, tags=["b", "c"]),
         ]
 
 
@@ -99,6 +101,8 @@ DOCUMENTS = [
     "{ items { n: number again: number __typename awaited awaitedData doubled } }",
     "{ items { ...F children { ...F } } } fragment F on Item { text number @include(if: false) ratio }",
     "{ items { number hidden } }",
+    "{ items { tags __typename children { tags t: __typename children { number } } } }",
+    "{ items { children { number } children { text } } }",
     "query($skip: Boolean!) { items { number @skip(if: $skip) text } }",
 ]
 
@@ -127,7 +131,7 @@ def test_only_plain_leaf_fields_take_the_shortcut() -> None:
     schema = strawberry.Schema(query=Query)
     item_type = schema._schema.type_map["Item"]
     assert isinstance(item_type, GraphQLObjectType)
-    assert set(plain_leaves(item_type)) == {
+    assert set(plain_fields(item_type)) == {
         "number",
         "maybe",
         "required",
@@ -138,7 +142,9 @@ def test_only_plain_leaf_fields_take_the_shortcut() -> None:
         "data",
         "awaited",
         "awaitedData",
-    }  # not `hidden` (a permission), `doubled` (a resolver) nor `children` (not a leaf)
+        "children",
+        "tags",
+    }  # not `hidden` (a permission) nor `doubled` (a resolver)
 
 
 def test_webhooks_listed_with_their_health_through_the_gateway(tmp_path: Path) -> None:
