@@ -22,6 +22,12 @@ def hour_of(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
+def window_start(now: datetime) -> str:
+    """The key of the oldest hour of the window that ends `now`: a record's health over that window is
+    the same for every `now` with the same start, so the read model can keep it computed."""
+    return hour_of(now - WINDOW)
+
+
 def latency_bucket(duration_ms: float) -> int:
     return next(
         (i for i, bound in enumerate(LATENCY_BOUNDS_MS) if duration_ms <= bound), len(LATENCY_BOUNDS_MS)
@@ -76,7 +82,7 @@ class HealthRecord:
 
     def health(self, now: datetime) -> WebhookHealth:
         """The health over the hours of the window that ends `now` (its streak: whenever it began)."""
-        since = hour_of(now - WINDOW)
+        since = window_start(now)
         hours = [hour for key, hour in self.hours.items() if key >= since]
         attempts = sum(hour[0] for hour in hours)
         failures = sum(hour[1] for hour in hours)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from functools import partial
 from typing import Annotated
 
 import strawberry
@@ -25,6 +24,8 @@ from gateway.access import AccessMutation, AccessQuery
 from gateway.context import Info
 from gateway.documents import CachedDocuments, DocumentCache
 from gateway.errors import ErrorCodes
+from gateway.execution import LeafShortcutExecution
+from gateway.health import HEALTH_OF_NODES, selects, webhooks_with_health
 from gateway.inputs import (
     CreateCredentialInput,
     CreateWebhookInput,
@@ -66,14 +67,17 @@ class Query(AccessQuery, RetentionQuery):
         active: bool | None = None,
         event_type: str | None = None,
     ) -> Connection[Webhook]:
-        principal, page = await info.context.run_with_caller(
-            Hookline.webhooks,
+        principal, (page, health) = await info.context.run_with_caller(
+            webhooks_with_health,
             first=50 if first is None else first,
             after=after,
             active=active,
             event_type=event_type,
+            health=any(selects(field.selections, HEALTH_OF_NODES) for field in info.selected_fields),
         )
-        return Connection.of(page, partial(Webhook.from_domain, principal=principal))
+        return Connection.of(
+            page, lambda webhook: Webhook.from_domain(webhook, principal, health.get(webhook.id))
+        )
 
     @strawberry.field
     async def webhook(self, info: Info, id: strawberry.ID) -> Webhook | None:
@@ -294,6 +298,7 @@ def build_schema(document_cache_bytes: int = DEFAULT_DOCUMENT_CACHE_BYTES) -> st
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        execution_context_class=LeafShortcutExecution,
         extensions=[
             lambda: AddValidationRules(LIMIT_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

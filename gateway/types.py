@@ -27,6 +27,7 @@ from domain.views import Page
 from domain.webhooks import HttpMethod
 from domain.webhooks import Webhook as DomainWebhook
 from gateway.context import Info
+from gateway.health import WebhookHealth
 
 # The schema's enums are the domain's own, under their names and with their values.
 strawberry.enum(HttpMethod)
@@ -85,41 +86,6 @@ class Connection(Generic[N]):
 
 
 @strawberry.type
-class StatusCodeCount:
-    status_code: int | None  # null: no response (timeout, refused)
-    count: int
-
-
-@strawberry.type
-class WebhookHealth:
-    """Over the last 24 hours, counted in attempts (the streak and its times: whenever they were)."""
-
-    attempts: int
-    failures: int
-    success_rate: float | None
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    consecutive_failures: int
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
-    status_codes: list[StatusCodeCount]
-
-    @classmethod
-    def from_domain(cls, health: DomainWebhookHealth) -> WebhookHealth:
-        return cls(
-            attempts=health.attempts,
-            failures=health.failures,
-            success_rate=health.success_rate,
-            latency_p50_ms=health.latency_p50_ms,
-            latency_p95_ms=health.latency_p95_ms,
-            consecutive_failures=health.consecutive_failures,
-            last_success_at=health.last_success_at,
-            last_failure_at=health.last_failure_at,
-            status_codes=[StatusCodeCount(status_code=code, count=n) for code, n in health.status_codes],
-        )
-
-
-@strawberry.type
 class Webhook:
     id: strawberry.ID
     name: str
@@ -140,12 +106,23 @@ class Webhook:
     created_at: datetime
     updated_at: datetime
 
+    loaded_health: strawberry.Private[DomainWebhookHealth | None] = None  # loaded with its list
+
     @strawberry.field
-    async def health(self, info: Info) -> WebhookHealth:
+    def health(self, info: Info) -> WebhookHealth:
+        """Resolved at once when loaded with the list (see `gateway.health`), else a coroutine, which
+        graphql-core awaits as it awaits whatever a resolver returns that is awaitable."""
+        if self.loaded_health is not None:
+            return WebhookHealth.from_domain(self.loaded_health)
+        return cast(WebhookHealth, self._load_health(info))
+
+    async def _load_health(self, info: Info) -> WebhookHealth:
         return WebhookHealth.from_domain(await info.context.webhook_health(UUID(self.id)))
 
     @classmethod
-    def from_domain(cls, webhook: DomainWebhook, principal: Principal) -> Webhook:
+    def from_domain(
+        cls, webhook: DomainWebhook, principal: Principal, health: DomainWebhookHealth | None = None
+    ) -> Webhook:
         spec = webhook.spec
         as_set = principal.may(Permission.READ_WEBHOOK_SECRETS)
         return cls(
@@ -180,6 +157,7 @@ class Webhook:
             version=webhook.version,
             created_at=webhook.created_on,
             updated_at=webhook.modified_on,
+            loaded_health=health,
         )
 
 

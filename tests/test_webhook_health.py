@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.deliveries import Attempt
 from domain.health import HealthRecord, quantile
+from store import health as store_health
+from store.sql import SQLiteDatabase
 from tests.conftest import MODES
 from tests.support import Receiver, Server, running_server, wait_until
 from tests.test_distributed import create_webhook, publish
@@ -109,3 +112,40 @@ def test_latency_quantiles_interpolate_inside_their_bucket() -> None:
     assert quantile(counts, 0.5) == pytest.approx(75.0)
     counts[12] = 10  # and ten beyond the last bound
     assert quantile(counts, 0.95) == 30_000
+
+
+def test_a_read_in_the_window_of_the_last_write_takes_the_kept_summary_and_a_later_one_sums_the_hours() -> (
+    None
+):
+    db = SQLiteDatabase(SQLiteDatastore(":memory:"), "stored_events")
+    with db.transaction(commit=True) as c:
+        for statement in store_health.SCHEMA:
+            c.execute(statement)
+    org, other_org = uuid.uuid4(), uuid.uuid4()
+    webhook = uuid.uuid4()
+    attempts = [
+        attempt("2026-12-07T08:10:00+00:00", None, 15_000),
+        attempt("2026-12-07T20:00:00+00:00", 503, 80),
+        attempt("2026-12-07T20:30:00+00:00", 200, 40),
+    ]
+    written_at = datetime.fromisoformat("2026-12-07T21:00:00+00:00")
+    batch = store_health.HealthBatch()
+    for each in attempts:
+        batch.attempted(webhook, org, each)
+    with db.transaction(commit=True) as c:
+        batch.write(c, written_at)
+    record = HealthRecord()
+    for each in attempts:
+        record.attempted(each)
+
+    same_window = datetime.fromisoformat("2026-12-07T21:59:00+00:00")
+    later = datetime.fromisoformat("2026-12-08T09:00:00+00:00")  # 08h has left the window
+    assert store_health.read_health(db, org, [webhook], same_window) == {webhook: record.health(same_window)}
+    assert store_health.read_health(db, org, [webhook], later) == {webhook: record.health(later)}
+    assert record.health(later) != record.health(same_window)
+    assert store_health.read_health(db, other_org, [webhook], same_window) == {}  # organisations stay apart
+
+    # Within the window the hours are not read at all: the kept summary answers.
+    with db.transaction(commit=True) as c:
+        c.execute("UPDATE hl_webhook_health SET record = ?", ('{"broken": true}',))
+    assert store_health.read_health(db, org, [webhook], same_window) == {webhook: record.health(same_window)}
