@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import MODES
@@ -21,6 +22,7 @@ from tests.test_audit_chain_v2 import public_key
 from tests.test_audit_checkpoints import export, verify, write
 from tests.test_audit_plane import audit_log, create_webhook, publish
 from tests.test_audit_plane import verify as verify_in_store
+from tests.test_operations import metric, readiness
 from tests.test_retention_policy import set_policy
 
 
@@ -115,3 +117,19 @@ def test_old_deliveries_go_with_their_events_and_the_chain_still_verifies(
     assert refused.returncode == 1, refused.stderr
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines == after
+
+
+def test_a_hung_retention_sweep_makes_readyz_answer_503_naming_it(tmp_path: Path) -> None:
+    with running_server(tmp_path, "distributed", workers=0, HOOKLINE_RETENTION_SWEEP_SECONDS="1") as server:
+        wait_until(lambda: readiness(server) == (200, "ready"), timeout=10)
+        server.key("retention-hung", "admin")  # an organisation with a trail for the sweep to read
+        # The sweep starts by reading which organisations there are: held here, it hangs on it.
+        with psycopg.connect(server.env["HOOKLINE_DATABASE_URL"]) as holder:
+            holder.execute("LOCK TABLE hl_audit_heads IN ACCESS EXCLUSIVE MODE")
+            _, text = wait_until(lambda: (found := readiness(server))[0] == 503 and found, timeout=15)
+            assert text.startswith("not ready: retention has not ticked for"), text
+            assert metric(server, "hookline_loop_stalled", loop="retention") == 1
+            holder.rollback()
+
+        wait_until(lambda: readiness(server) == (200, "ready"), timeout=15)
+        assert metric(server, "hookline_loop_stalled", loop="retention") == 0
