@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages fuzz clean
+.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages bench-retention fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-readmodels: $(INSTALLED)
 
 bench-stages: $(INSTALLED)
 	$(BIN)/python -m bench.stages $(BENCH_ARGS)
+
+bench-retention: $(INSTALLED)
+	$(BIN)/python -m bench.retention $(BENCH_ARGS)
 
 fuzz: $(INSTALLED)
 	HOOKLINE_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/test_fuzz.py

@@ -226,6 +226,8 @@ def _hex(value: Any) -> str:
 
 
 Policies = Callable[[list[UUID]], Mapping[UUID, RetentionPolicy]]
+Erase = Callable[[UUID, datetime], int]
+"""Erases one batch of an organisation's payloads and bodies older than the time; how many it erased."""
 
 
 def sweep(
@@ -234,11 +236,17 @@ def sweep(
     tick: Callable[[], None] = lambda: None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     pause: float = 0.02,
+    erase: Erase | None = None,
 ) -> Removed:
-    """One sweep: batch after batch for each organisation with a `deliveries` window, pausing between
-    batches so that others' writes take the store in turn; `tick` after each batch."""
+    """One sweep: batch after batch for each organisation with a `deliveries` window (and, given
+    `erase`, a `payloads` window first), pausing between batches so that others' writes take the
+    store in turn; `tick` after each batch."""
     events = deliveries = 0
     for organization_id, policy in policies(store.organizations()).items():
+        erasing = policy.payloads_window
+        while erase is not None and erasing is not None and erase(organization_id, clock() - erasing):
+            tick()
+            time.sleep(pause)
         window = policy.deliveries_window
         if window is None:
             continue
