@@ -60,19 +60,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def store_size(server: Server, database_url: str | None) -> tuple[int, int]:
-    """The store's bytes and the deliveries it holds."""
+def store_size(server: Server, database_url: str | None, tables: dict[str, int]) -> tuple[int, int]:
+    """The store's bytes and the deliveries it holds; PostgreSQL's tables of 1 MiB or more into `tables`."""
     if database_url:
         import psycopg
 
         with psycopg.connect(database_url, autocommit=True) as connection:
-            row = connection.execute(
-                "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c"
+            rows = connection.execute(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            ).fetchone()
+            ).fetchall()
             held = connection.execute("SELECT COUNT(*) FROM hl_deliveries").fetchone()
-        return int(row[0] if row else 0), int(held[0] if held else 0)
+        tables.update({str(name): int(size) for name, size in rows if int(size) >= 1 << 20})
+        return sum(int(size) for _, size in rows), int(held[0] if held else 0)
     path = server.directory / "var" / "hookline.sqlite3"
     size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as connection:
@@ -123,9 +124,11 @@ async def measure(
         )
         for at in [float(a) for a in options.sizes_at.split(",")]:
             await asyncio.sleep(max(0.0, start + at - time.monotonic()))
-            size, held = await asyncio.to_thread(store_size, server, database_url)
+            tables: dict[str, int] = {}
+            size, held = await asyncio.to_thread(store_size, server, database_url, tables)
             per = round(size / held) if held else None
-            sizes.append({"at": at, "bytes": size, "deliveries_held": held, "bytes_per_delivery": per})
+            point = {"at": at, "bytes": size, "deliveries_held": held, "bytes_per_delivery": per}
+            sizes.append({**point, "tables": tables} if tables else point)
         published = await publishing
         deadline = time.monotonic() + options.timeout
         arrived = await receiver.wait_for(session, label, events, lambda: deadline)
