@@ -36,11 +36,10 @@ from typing import Any
 
 import aiohttp
 
-from bench.deployment import distributed_services, embedded_services, start_workers
+from bench.deployment import CREATE_WEBHOOK, distributed_services, embedded_services, start_workers
 from bench.publisher import EVENT_TYPE, Publisher
 from bench.receiver import ReceiverProcess
 from harness.server import Server
-from tests.queries import CREATE_WEBHOOK
 
 SET_POLICY = "mutation($i: RetentionPolicyInput!) { setRetentionPolicy(input: $i) { deliveries } }"
 
