@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages bench-retention fuzz clean
+.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages bench-serial bench-retention fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-readmodels: $(INSTALLED)
 
 bench-stages: $(INSTALLED)
 	$(BIN)/python -m bench.stages $(BENCH_ARGS)
+
+# Distributed serial share (serve's follower, the events table's lock) and the cluster cap it computes.
+bench-serial: $(INSTALLED)
+	$(BIN)/python -m bench.serial $(BENCH_ARGS)
 
 bench-retention: $(INSTALLED)
 	$(BIN)/python -m bench.retention $(BENCH_ARGS)

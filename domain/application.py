@@ -10,11 +10,12 @@ from __future__ import annotations
 from domain.service.access import AccessCommands
 from domain.service.base import Resolve, Storage
 from domain.service.configuration import ConfigurationCommands
-from domain.service.delivery import DeliveryCommands, NotDue, NothingToSend, Prepared, PreparedDelivery
+from domain.service.delivery import NotDue, NothingToSend, Prepared, PreparedDelivery
+from domain.service.erasure import ErasureCommands
 from domain.service.publishing import Publishing, PublishingCommands
 
 
-class Hookline(AccessCommands, ConfigurationCommands, PublishingCommands, DeliveryCommands):
+class Hookline(AccessCommands, ConfigurationCommands, PublishingCommands, ErasureCommands):
     name = "Hookline"
 
 

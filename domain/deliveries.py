@@ -36,6 +36,7 @@ class Attempt:
     error: str | None
     response_body: str | None
     retry_after: str | None = None  # the target's Retry-After header, as it came
+    erased: bool = False  # its response body was erased (`store.erasure`)
 
     @property
     def succeeded(self) -> bool:
@@ -44,7 +45,10 @@ class Attempt:
     def to_data(self) -> dict[str, Any]:
         # Every field is immutable: a copy of the fields will do, and dataclasses.asdict's deep copy
         # of each value would weigh on every attempt recorded.
-        return dict(vars(self))
+        data = dict(vars(self))
+        if not self.erased:  # stored only once erased
+            del data["erased"]
+        return data
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Attempt:

@@ -66,6 +66,7 @@ class Event(Aggregate):
     """A published event; with an idempotency key its id is derived, so a repeat collapses onto it."""
 
     trace_parent: str | None = None  # (events recorded before traces were kept have none)
+    erased_reason: str | None = None  # why `eraseEvent` erased it (None: not by eraseEvent)
 
     @staticmethod
     def create_id(organization_id: UUID, idempotency_key: str | None, **_: Any) -> UUID:
@@ -84,13 +85,28 @@ class Event(Aggregate):
     ) -> None:
         self.organization_id = organization_id
         self.type = type
-        self.payload = payload
+        self.payload: dict[str, Any] | None = payload  # None once erased
         self.occurred_at = occurred_at
         self.idempotency_key = idempotency_key
         self.trace_parent = trace_parent
         self.fanned_out = False
         self.webhook_ids: list[UUID] = []
         self.webhook_versions: list[int] = []
+
+    @property
+    def erased(self) -> bool:
+        """Its payload was erased (`store.erasure`): a published payload is never None otherwise."""
+        return self.payload is None
+
+    def erase(self, actor: str, reason: str) -> None:
+        """Records the erasure of its payload (done in the store: `store.erasure`), once."""
+        if not self.erased_reason:
+            self._erased(actor=actor, reason=reason)
+
+    @event("Erased")
+    def _erased(self, actor: str, reason: str) -> None:
+        self.payload = None
+        self.erased_reason = reason
 
     def fan_out(self, webhooks: list[tuple[UUID, int]]) -> None:
         """Record which webhooks (at which versions) the event goes to: the deliveries it owes, each

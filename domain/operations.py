@@ -53,7 +53,7 @@ def about_webhook(event: Event) -> UUID | None:
     if event.type not in OPERATOR_TYPES:  # (which only Hookline may publish: `check_publication`)
         return None
     try:
-        return UUID(str(event.payload.get("webhook_id")))
+        return UUID(str((event.payload or {}).get("webhook_id")))
     except ValueError:
         return None
 

@@ -34,6 +34,7 @@ class Permission(enum.Enum):
     MANAGE_API_KEYS = "manage API keys"
     READ_RETENTION_POLICY = "read the retention policy"
     SET_RETENTION_POLICY = "set the retention policy"
+    ERASE_EVENTS = "erase events' payloads and bodies"
 
 
 _READ_ALL = frozenset(

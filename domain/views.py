@@ -74,6 +74,10 @@ class DeliveryViews(Protocol):
 
     def failed_deliveries(self, webhook_id: UUID, since: datetime) -> list[UUID]: ...
 
+    def erase_events(self, event_ids: Sequence[UUID], at: datetime) -> int:
+        """Erases the events' payloads and their deliveries' bodies in the store (`store.erasure`)
+        and in what the read model holds; how many were erased now."""
+
     def events_between(
         self,
         organization_id: UUID,

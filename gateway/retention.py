@@ -1,5 +1,6 @@
 """The organisation's retention policy in GraphQL: `retentionPolicy` (admins and auditors) and
-`setRetentionPolicy` (admins). Durations stay the text the admin wrote; the domain checks them."""
+`setRetentionPolicy` (admins). Durations stay the text the admin wrote; the domain checks them. And
+`eraseEvent` (admins): one event's payload and its deliveries' bodies erased now, irreversibly."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import strawberry
 from domain.application import Hookline
 from domain.retention import RetentionPolicy as DomainRetentionPolicy
 from gateway.context import Info
+from gateway.inputs import id_argument
 
 
 @strawberry.type
@@ -39,3 +41,7 @@ class RetentionMutation:
     async def set_retention_policy(self, info: Info, input: RetentionPolicyInput) -> RetentionPolicy:
         policy = await info.context.run(Hookline.set_retention_policy, input.payloads, input.deliveries)
         return RetentionPolicy.from_domain(policy)
+
+    @strawberry.mutation
+    async def erase_event(self, info: Info, id: strawberry.ID, reason: str) -> bool:
+        return await info.context.run(Hookline.erase_event, id_argument(id), reason)

@@ -190,7 +190,8 @@ class Attempt:
     duration_ms: float
     status_code: int | None
     error: str | None
-    response_body: str | None
+    response_body: str | None  # null when erased
+    erased: bool  # its response body was erased (eraseEvent, or the retention policy's payloads window)
 
     @classmethod
     def from_domain(cls, attempt: DomainAttempt) -> Attempt:
@@ -201,6 +202,7 @@ class Attempt:
             status_code=attempt.status_code,
             error=attempt.error,
             response_body=attempt.response_body,
+            erased=attempt.erased,
         )
 
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from store.readmodel import Observed
+from store.readmodel import FollowerWork, Observed
 
 if TYPE_CHECKING:  # (the runtime's loops are counted here, and runtime reports to these metrics)
     from hookline.runtime import Liveness
@@ -98,6 +98,9 @@ class Metrics:
     def watch_lag(self, projection_lag: Callable[[], int]) -> None:
         self.projection_lag.set_function(projection_lag)
 
+    def watch_follower(self, work: FollowerWork) -> None:
+        self.registry.register(FollowerCollector(work))
+
     def verified(self, records_read: int) -> None:
         """Told by the audit trail after each verification it ran."""
         self.audit_verifications.inc()
@@ -120,6 +123,30 @@ class Metrics:
                     self.deliveries_finished.labels("FAILED").inc()
             elif name == "Delivery.Abandoned":
                 self.deliveries_finished.labels("FAILED").inc()
+
+
+class FollowerCollector(Collector):
+    """What following the store's log has cost this process: every stored event of the cluster passes
+    through each follower, so its time per delivery caps the cluster (bench.serial)."""
+
+    def __init__(self, work: FollowerWork) -> None:
+        self.work = work
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        work = self.work
+        yield CounterMetricFamily(
+            "hookline_follower_busy_seconds",
+            "Wall time spent applying the store's log to the read models",
+            value=work.busy_seconds,
+        )
+        yield CounterMetricFamily(
+            "hookline_follower_cpu_seconds",
+            "CPU time of the thread applying the store's log to the read models",
+            value=work.cpu_seconds,
+        )
+        yield CounterMetricFamily(
+            "hookline_follower_applied", "Stored events applied to the read models", value=work.applied
+        )
 
 
 class LoopsCollector(Collector):

@@ -123,6 +123,7 @@ async def serving(
     try:
         async with queueing() as dispatcher:
             metrics.watch_lag(lambda: (app.recorder.max_notification_id() or 0) - read_model.position)
+            metrics.watch_follower(read_model.work)
             read_model.verifier.verified.append(metrics.verified)
             read_model.listeners.append(dispatcher)
             app.saved_listeners.append(dispatcher.recorded)

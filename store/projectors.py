@@ -167,7 +167,7 @@ class Events(Projector):
         organization, event = aggregate.organization_id.hex, aggregate.id.hex
         for index, webhook_id in enumerate(aggregate.webhook_ids):
             delivery = ids.delivery_id(aggregate.id, webhook_id).hex
-            batch.owed.append((delivery, organization, webhook_id.hex, event, seq, at, event))
+            batch.owed.append((delivery, organization, webhook_id.hex, event, seq, at, aggregate.id))
             pending = DeliveryStatus.PENDING.value
             owed = (organization, webhook_id.hex, delivery, event, pending, None, None, at)
             batch.updates.append((update_key(seq, index), *owed))
@@ -175,12 +175,20 @@ class Events(Projector):
     def write(self, c: Cursor, batch: Batch, changed: Changed) -> None:
         self._index(c, changed)
         if batch.owed:  # (a delivery a replay made first keeps its row)
+            # Plain rows (one statement of arrays in PostgreSQL, see store.sql), each with its event's
+            # publication position, from the batch or read at once, rather than a SELECT for each row.
+            seqs = event_seqs(c, batch, {row[-1] for row in batch.owed})
+            pending = DeliveryStatus.PENDING.value
+            rows = [
+                (delivery, organization, webhook, event, seq, pending, None, seqs[event_id], at)
+                for delivery, organization, webhook, event, seq, at, event_id in batch.owed
+                if event_id in seqs  # (an event with no row owes no row)
+            ]
             c.executemany(
                 "INSERT INTO hl_deliveries (id, organization_id, webhook_id, event_id, seq, status,"
-                " next_attempt_at, event_seq, created_at)"
-                " SELECT ?, ?, ?, ?, ?, 'PENDING', NULL, e.seq, ? FROM hl_events e WHERE e.id = ?"
+                " next_attempt_at, event_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO NOTHING",
-                batch.owed,
+                rows,
             )
 
     def _index(self, c: Cursor, changed: Changed) -> None:
@@ -308,14 +316,20 @@ class Deliveries(Projector):
 
     def _event_seqs(self, c: Cursor, batch: Batch, changed: Changed) -> dict[UUID, int]:
         """The positions of the publications of the events the batch's new deliveries are for (the
-        order of an ordered webhook's deliveries): from the batch, else read at once."""
+        order of an ordered webhook's deliveries)."""
         wanted = {d.event_id for d, created in changed if created is not None and isinstance(d, Delivery)}
-        seqs = {event_id: batch.created[event_id] for event_id in wanted if event_id in batch.created}
-        missing = [event_id.hex for event_id in wanted if event_id not in seqs]
-        if missing:
-            c.execute(f"SELECT id, seq FROM hl_events WHERE id IN ({','.join('?' * len(missing))})", missing)
-            seqs.update({UUID(row[0]): int(row[1]) for row in c.fetchall()})
-        return seqs
+        return event_seqs(c, batch, wanted)
+
+
+def event_seqs(c: Cursor, batch: Batch, wanted: set[UUID]) -> dict[UUID, int]:
+    """The positions of the publications of the `wanted` events that have a row: from the batch
+    (events it created), else read at once."""
+    seqs = {event_id: batch.created[event_id] for event_id in wanted if event_id in batch.created}
+    missing = [event_id.hex for event_id in wanted if event_id not in seqs]
+    if missing:
+        c.execute(f"SELECT id, seq FROM hl_events WHERE id IN ({','.join('?' * len(missing))})", missing)
+        seqs.update({UUID(row[0]): int(row[1]) for row in c.fetchall()})
+    return seqs
 
 
 class Listed(Projector):

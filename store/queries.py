@@ -19,6 +19,7 @@ from domain.organizations import ApiKey
 from domain.views import Page
 from domain.webhooks import SavedWebhook, Webhook
 from store.audit import AuditTrail
+from store.erasure import erase_events_and_deliveries
 from store.health import read_health
 from store.sql import Database, at_moment
 from store.states import States
@@ -146,6 +147,13 @@ class ReadModelQueries(WorkQueries):
         self, organization_id: UUID, webhook_ids: Sequence[UUID], now: datetime
     ) -> dict[UUID, WebhookHealth]:
         return read_health(self.db, organization_id, webhook_ids, now)
+
+    def erase_events(self, event_ids: Sequence[UUID], at: datetime) -> int:
+        """`store.erasure`, and the states this process holds of the events and their deliveries
+        dropped (other processes drop theirs when they read `Event.Erased`)."""
+        erased, deliveries = erase_events_and_deliveries(self.db, self.reader.mapper, event_ids, at)
+        self.reader.cache.drop([*event_ids, *deliveries])
+        return erased
 
     def delivery(self, organization_id: UUID, delivery_id: UUID) -> Delivery | None:
         with self.db.transaction(commit=False) as c:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable, Sequence
+from typing import cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, Snapshot
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 
+from domain.events import Event
 from domain.webhooks import Webhook
 from store.audit import AuditTrail
 from store.projectors import PROJECTORS, Batch, Projector, insert_updates
@@ -56,6 +59,23 @@ READ_MODEL_TABLES = (
 Observed = tuple[int, DomainEventProtocol[UUID]]
 """A notification's position and its domain event."""
 Listener = Callable[[Sequence[Observed]], None]
+
+
+ERASED: type = getattr(Event, "Erased")  # noqa: B009 - the class @event("Erased") made
+
+
+class FollowerWork:
+    """What following the log cost this process so far: the serial share of a cluster (every stored
+    event passes through one follower), read by the metrics and bench.serial."""
+
+    def __init__(self) -> None:
+        self.busy_seconds = 0.0  # wall time inside catch_up (round trips to the store included)
+        self.cpu_seconds = 0.0  # the following thread's CPU time inside catch_up
+        self.applied = 0  # notifications applied by this process
+
+    def add(self, busy: float, cpu: float) -> None:
+        self.busy_seconds += busy
+        self.cpu_seconds += cpu
 
 
 class _Moved(Exception):
@@ -97,6 +117,7 @@ class ReadModel:
         self._recorded: dict[int, DomainEventProtocol[UUID]] = {}
         self._recorded_lock = threading.Lock()
         self._projector_of: dict[type, Projector | None] = {}
+        self.work = FollowerWork()
 
     def _create_tables(self) -> int:
         """Creates the tables (dropping them first when their schema changed); the tracked position."""
@@ -147,11 +168,15 @@ class ReadModel:
         """Apply everything recorded so far, telling this process's listeners batch by batch (a long
         backlog is never held in memory at once)."""
         with self.lock:
-            while True:
-                pulled = self._pull()
-                self._observe()
-                if pulled < BATCH:
-                    break
+            started, cpu_started = time.perf_counter(), time.thread_time()
+            try:
+                while True:
+                    pulled = self._pull()
+                    self._observe()
+                    if pulled < BATCH:
+                        break
+            finally:
+                self.work.add(time.perf_counter() - started, time.thread_time() - cpu_started)
 
     def _pull(self) -> int:
         """Apply the next batch of notifications; returns how many there were."""
@@ -187,6 +212,7 @@ class ReadModel:
             self._forget()  # the caches may hold states of the batch that was rolled back
             raise
         self.position = decoded[-1][0]
+        self.work.applied += len(decoded)
         self._applied_here.extend(decoded)
         return len(decoded)
 
@@ -246,6 +272,8 @@ class ReadModel:
             previous = copy.copy(previous)
         # (A projected aggregate's event: it has `mutate`; a `cast` would cost a call for each.)
         aggregate: Aggregate = domain_event.mutate(previous)  # type: ignore[attr-defined]
+        if isinstance(domain_event, ERASED):  # what is held of its deliveries may have bodies
+            self.cache.drop(cast(Event, aggregate).owed())
         self.cache.put(aggregate)
         batch.states[aggregate_id] = aggregate
         if previous is None:

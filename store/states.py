@@ -103,6 +103,12 @@ class StateCache:
                 aggregate_id, _ = self._states.popitem(last=False)
                 self._saved.pop(aggregate_id, None)
 
+    def drop(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Forgets some states (erased ones: read again from the store when asked for)."""
+        for aggregate_id in aggregate_ids:
+            self._states.pop(aggregate_id, None)
+            self._saved.pop(aggregate_id, None)
+
     def clear(self) -> None:
         self._states.clear()
         self._saved.clear()

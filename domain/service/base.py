@@ -228,7 +228,7 @@ class HooklineBase(Application[UUID]):
             occurred_at=event.occurred_at,
             organization_id=str(event.organization_id),
             organization_name=self._organization_name(event.organization_id),
-            payload=event.payload,
+            payload=event.payload or {},  # (an erased event's deliveries are never prepared)
         )
 
     def _organization_name(self, organization_id: UUID) -> str:

@@ -55,6 +55,7 @@ class NothingToSend:
 
 
 NOTHING_TO_SEND = NothingToSend()
+ERASED = "the event was erased"
 Prepared = PreparedDelivery | NotDue | NothingToSend
 """What preparing a delivery's next attempt answers."""
 
@@ -99,11 +100,12 @@ class DeliveryCommands(OperatorEvents):
         if event.fanned_out:
             return False
         about = about_webhook(event)  # an operator event never goes to the webhook it is about
+        payload = event.payload  # None: erased, it goes nowhere
         event.fan_out(
             [
                 (webhook.id, webhook.version)
                 for webhook in subscribed(event.organization_id, event.type)
-                if webhook.id != about and webhook.filters.matches(event.payload)
+                if webhook.id != about and payload is not None and webhook.filters.matches(payload)
             ]
         )
         return True
@@ -191,9 +193,13 @@ class DeliveryCommands(OperatorEvents):
             or not isinstance(event, Event)
             or webhook.deleted
             or not webhook.active
+            or event.erased
         ):
             gone = not isinstance(webhook, Webhook) or webhook.deleted
-            delivery.abandon("the webhook was deleted" if gone else "the webhook is inactive")
+            erased = isinstance(event, Event) and event.erased  # never send an erased body
+            delivery.abandon(
+                ERASED if erased else "the webhook was deleted" if gone else "the webhook is inactive"
+            )
             with suppress(IntegrityError):
                 self.save(delivery)
             return NOTHING_TO_SEND
@@ -284,6 +290,9 @@ class DeliveryCommands(OperatorEvents):
         delivery = self.current_deliveries([delivery_id]).get(delivery_id)
         if delivery is None or delivery.organization_id != principal.organization_id:
             raise NotFound("no such delivery")
+        event = self._fresh(Event, [delivery.event_id]).get(delivery.event_id)
+        if isinstance(event, Event) and event.erased:
+            raise Conflict("the delivery's event was erased: its payload can no longer be sent")
         delivery.redeliver(actor=principal.actor, now=self.clock())
         try:
             self._save_and_catch_up(delivery)
@@ -306,6 +315,8 @@ class DeliveryCommands(OperatorEvents):
             deliveries = [
                 d for i in chunk if (d := stored.get(i)) is not None and d.status == DeliveryStatus.FAILED
             ]
+            events = self._recent(Event, list({d.event_id for d in deliveries}))
+            deliveries = [d for d in deliveries if not getattr(events.get(d.event_id), "erased", False)]
             for delivery in deliveries:
                 delivery.redeliver(actor=principal.actor, now=now)
             recovered += sum(self._save_all_or_each([d.collect_events() for d in deliveries]))
@@ -342,7 +353,7 @@ class DeliveryCommands(OperatorEvents):
             deliveries = [
                 Delivery.for_event(event, webhook.id)
                 for event in events.values()
-                if matches.matches(event.payload)
+                if event.payload is not None and matches.matches(event.payload)  # erased: skipped
             ]
             created += sum(self._save_all_or_each([d.collect_events() for d in deliveries]))
         self.follower.catch_up()
