@@ -137,7 +137,12 @@ async def serving(
             watchdog = asyncio.create_task(disable_failing(app, settings, liveness))
             retention = asyncio.create_task(
                 sweep_retention(
-                    partial(sweep, RetentionStore(read_model.db), app.retention_policies),
+                    partial(
+                        sweep,
+                        RetentionStore(read_model.db),
+                        app.retention_policies,
+                        erase=read_model.queries.erase_events,
+                    ),
                     settings.retention_sweep_seconds,
                     liveness,
                 )

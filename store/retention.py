@@ -29,6 +29,7 @@ from store.sql import Cursor, Database, PostgresDatabase, moment
 BATCH_DELIVERIES = 500  # deliveries removed in one transaction at most
 SWEEP_LOCK = 0x52657465  # "Rete": one sweep at a time across gateways (PostgreSQL)
 DONE = ("SUCCEEDED", "FAILED")
+ERASE_AHEAD = 200  # events looked at (and erased) per batch of the payloads window (store.erasure.BATCH)
 SWEPT = ("hl_events", "hl_deliveries", "hl_delivery_updates", "hl_states", "hl_audit")
 
 log = structlog.get_logger("hookline")
@@ -44,6 +45,51 @@ class Removed:
 class RetentionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cursors = False
+
+    def erase(
+        self, organization_id: UUID, before: datetime, erase: Callable[[list[UUID], datetime], int]
+    ) -> int:
+        """One batch of the `payloads` window: the organisation's events recorded before `before`,
+        from where the last batch stopped, whose deliveries are all done, erased by `erase`
+        (`store.erasure` through the read model, which drops what it holds of them). An event whose
+        deliveries are not all done is left, and the next batch starts again from it (so a delivery
+        RETRYING for long holds back the erasure of the events after it, up to ERASE_AHEAD of them,
+        until it ends). Returns how many events the batch went past (0: nothing left for now)."""
+        org = organization_id.hex
+        with self.db.transaction(commit=True) as c:
+            if not self._cursors:
+                c.execute(
+                    "CREATE TABLE IF NOT EXISTS hl_retention_erased (organization_id TEXT PRIMARY KEY,"
+                    " recorded_at TEXT NOT NULL, event_id TEXT NOT NULL)"
+                )
+                self._cursors = True
+            c.execute(
+                "SELECT recorded_at, event_id FROM hl_retention_erased WHERE organization_id = ?", (org,)
+            )
+            cursor = c.fetchone() or ("", "")
+            c.execute(
+                "SELECT e.id, e.recorded_at, NOT EXISTS (SELECT 1 FROM hl_deliveries d"
+                f"  WHERE d.event_id = e.id AND d.status NOT IN ('{DONE[0]}', '{DONE[1]}'))"
+                " FROM hl_events e WHERE e.organization_id = ? AND e.fanned_out = 1"
+                " AND e.recorded_at < ? AND (e.recorded_at > ? OR (e.recorded_at = ? AND e.id > ?))"
+                " ORDER BY e.recorded_at, e.id LIMIT ?",
+                (org, moment(before), cursor[0], cursor[0], cursor[1], ERASE_AHEAD),
+            )
+            rows = c.fetchall()
+        done = [UUID(hex=row[0]) for row in rows if row[2]]
+        if done:
+            erase(done, datetime.now(UTC))
+        passed = next((i for i, row in enumerate(rows) if not row[2]), len(rows))
+        if passed:
+            with self.db.transaction(commit=True) as c:
+                c.execute(
+                    "INSERT INTO hl_retention_erased (organization_id, recorded_at, event_id)"
+                    " VALUES (?, ?, ?) ON CONFLICT (organization_id) DO UPDATE"
+                    " SET recorded_at = excluded.recorded_at, event_id = excluded.event_id",
+                    (org, rows[passed - 1][1], rows[passed - 1][0]),
+                )
+        return passed
 
     def organizations(self) -> list[UUID]:
         """Every organisation with an audit trail (every one that ever recorded anything)."""
@@ -232,8 +278,8 @@ def _hex(value: Any) -> str:
 
 
 Policies = Callable[[list[UUID]], Mapping[UUID, RetentionPolicy]]
-Erase = Callable[[UUID, datetime], int]
-"""Erases one batch of an organisation's payloads and bodies older than the time; how many it erased."""
+Erase = Callable[[list[UUID], datetime], int]
+"""Erases these events' payloads and their deliveries' bodies (the read model's `erase_events`)."""
 
 
 def sweep(
@@ -250,7 +296,11 @@ def sweep(
     events = deliveries = 0
     for organization_id, policy in policies(store.organizations()).items():
         erasing = policy.payloads_window
-        while erase is not None and erasing is not None and erase(organization_id, clock() - erasing):
+        while (
+            erase is not None
+            and erasing is not None
+            and store.erase(organization_id, clock() - erasing, erase)
+        ):
             tick()
             time.sleep(pause)
         window = policy.deliveries_window

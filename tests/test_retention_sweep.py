@@ -71,10 +71,17 @@ def test_old_deliveries_go_with_their_events_and_the_chain_still_verifies(
     assert verify(server, tmp_path / "before.jsonl", key).returncode == 0
     assert verify_in_store(server, admin)["valid"]
 
-    set_policy(server, admin, None, "PT6S").ok()
+    set_policy(server, admin, "PT2S", "PT6S").ok()
     wait_until(lambda: not deliveries(server, admin, "SUCCEEDED"), 30)
-    publish(server, publisher, number=100)  # the chain goes on after what was removed
+    later = publish(server, publisher, number=100)  # the chain goes on after what was removed
     wait_until(lambda: len(deliveries(server, admin, "SUCCEEDED")) == 1, 20)
+    # Past `payloads` (2 s) and before `deliveries` (6 s): erased, in the audit log too.
+    erased = wait_until(
+        lambda: [r for r in audit_log(server, admin, later) if r["erased"]] or None, timeout=20, interval=0.2
+    )
+    assert erased[0]["data"] is None
+    assert verify_in_store(server, admin)["valid"]
+    assert not [r for r in audit_log(server, admin, retrying_event) if r["erased"]], "RETRYING: kept"
 
     for gone in removed:
         assert delivery(server, admin, gone["id"]) is None
