@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages bench-serial fuzz clean
+.PHONY: run test browser promtool lint typecheck schema schema-check pytest bench bench-readmodels bench-stages bench-serial bench-retention fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-stages: $(INSTALLED)
 # Distributed serial share (serve's follower, the events table's lock) and the cluster cap it computes.
 bench-serial: $(INSTALLED)
 	$(BIN)/python -m bench.serial $(BENCH_ARGS)
+
+bench-retention: $(INSTALLED)
+	$(BIN)/python -m bench.retention $(BENCH_ARGS)
 
 fuzz: $(INSTALLED)
 	HOOKLINE_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/test_fuzz.py

@@ -255,13 +255,24 @@ def checkpoint_line(entry: Mapping[str, Any], signing_key: Ed25519PrivateKey) ->
 def with_checkpoints(
     entries: Iterable[Mapping[str, Any]], signing_key: Ed25519PrivateKey
 ) -> Iterator[Mapping[str, Any]]:
-    """An export's lines: its records, then a signed checkpoint of each organisation's last record."""
+    """An export's lines: its records, then a signed checkpoint of each organisation's last record.
+    An entry marked `removed` stands for a run of records removed by retention (its last record's
+    position and hash): it becomes a checkpoint of the organisation's record before it (if any),
+    then a checkpoint of the run's last record, from which the chain goes on."""
     last: dict[str, Mapping[str, Any]] = {}
     for entry in entries:
-        last[entry["organizationId"]] = entry
-        yield entry
+        organization = entry["organizationId"]
+        if entry.get("removed"):
+            before = last.get(organization)
+            if before is not None and not before.get("removed"):
+                yield checkpoint_line(before, signing_key)
+            yield checkpoint_line(entry, signing_key)
+        else:
+            yield entry
+        last[organization] = entry
     for entry in last.values():
-        yield checkpoint_line(entry, signing_key)
+        if not entry.get("removed"):
+            yield checkpoint_line(entry, signing_key)
 
 
 def public_key_of(text: str) -> Ed25519PublicKey:

@@ -1,6 +1,6 @@
 """What runs for the life of a process, once `hookline.wiring` has built it: the log follower, the
-sweeper, the watchdog that switches failing webhooks off, the worker's supervisor, the heap's
-tuning once start-up is done, and the liveness of the loops that must never die."""
+sweeper, the retention sweep, the watchdog that switches failing webhooks off, the worker's supervisor,
+the heap's tuning once start-up is done, and the liveness of the loops that must never die."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import structlog
@@ -23,6 +24,7 @@ from gateway.live import LiveUpdates
 from hookline.metrics import Metrics
 from hookline.settings import Settings
 from store.readmodel import ReadModel
+from store.retention import RetentionStore, sweep
 from workers.dispatch import Dispatcher
 from workers.sender import Sender
 
@@ -133,6 +135,18 @@ async def serving(
             read_model.listeners.append(lambda _: follower_ticked())  # a long catch-up, batch by batch
             follower = asyncio.create_task(follow(read_model, wake, idle, tick=follower_ticked))
             watchdog = asyncio.create_task(disable_failing(app, settings, liveness))
+            retention = asyncio.create_task(
+                sweep_retention(
+                    partial(
+                        sweep,
+                        RetentionStore(read_model.db),
+                        app.retention_policies,
+                        erase=read_model.queries.erase_events,
+                    ),
+                    settings.retention_sweep_seconds,
+                    liveness,
+                )
+            )
             log.info("start-up objects frozen for the cycle collector", objects=settle_heap())
             try:
                 yield
@@ -140,7 +154,8 @@ async def serving(
                 app.saved_listeners.remove(dispatcher.recorded)
                 follower.cancel()
                 watchdog.cancel()
-                await asyncio.gather(follower, watchdog, return_exceptions=True)
+                retention.cancel()
+                await asyncio.gather(follower, watchdog, retention, return_exceptions=True)
     finally:
         forwarding.cancel()
         await asyncio.gather(forwarding, return_exceptions=True)
@@ -269,3 +284,18 @@ async def follow(
         except Exception:
             log.exception("following the store's log failed; trying again")
             await asyncio.sleep(idle_seconds)
+
+
+async def sweep_retention(
+    sweep: Callable[[Callable[[], None]], object], every: float, liveness: Liveness
+) -> None:
+    """Every `every` seconds (HOOKLINE_RETENTION_SWEEP_SECONDS), removes what retention policies no
+    longer keep (`sweep`, in a thread, ticking between its batches); ticks as the `retention` loop."""
+    ticked = liveness.watch("retention", every)
+    while True:
+        ticked()
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(sweep, ticked)
+        except Exception:
+            log.exception("the retention sweep failed; trying again")

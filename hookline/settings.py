@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     failing_thresholds: str = "5,20,100"
     # How often `serve` re-reads the store for jobs lost from Redis (distributed mode).
     sweep_seconds: float = Field(default=5.0, gt=0)
+    # How often `serve` removes what organisations' retention policies no longer keep.
+    retention_sweep_seconds: float = Field(default=300.0, gt=0)
     # A finished verifyAuditLog answers its organisation's callers this long while its trail has not
     # grown (the answer would be the same): many asked at once cost one verification.
     audit_verify_reuse_seconds: float = Field(default=2.0, ge=0, le=60)

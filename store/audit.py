@@ -29,6 +29,11 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS hl_audit_org ON hl_audit (organization_id, position)",
     "CREATE INDEX IF NOT EXISTS hl_audit_aggregate ON hl_audit (aggregate_id, position)",
     "CREATE TABLE IF NOT EXISTS hl_audit_heads (organization_id TEXT PRIMARY KEY, hash TEXT NOT NULL)",
+    # Runs of an organisation's records removed by retention (`store.retention`): the chain goes on
+    # from the hash of each run's last record.
+    "CREATE TABLE IF NOT EXISTS hl_audit_removed (organization_id {blob} NOT NULL,"
+    " first_position {bigint} NOT NULL, last_position {bigint} NOT NULL, last_hash {blob} NOT NULL,"
+    " PRIMARY KEY (organization_id, last_position))",
 ]
 CHAIN = "2"  # the chain the trail holds, in the read model's meta table as `audit_chain`
 OWNERS_CACHE = 100_000
@@ -265,7 +270,17 @@ class AuditTrail:
         return self.entries(c, rows[:first]), total, len(rows) > first
 
     def export(self, transaction: Any, organization_id: UUID | None) -> Iterator[dict[str, Any]]:
-        """Every record in store order, read in batches so that memory stays flat."""
+        """Every record in store order, read in batches so that memory stays flat; where records were
+        removed by retention, a `removed` entry for the run's last record (`domain.audit`)."""
+        with transaction() as c:
+            runs = removed_runs(c, organization_id)
+        for entry in self._records(transaction, organization_id):
+            while runs and runs[0]["position"] < entry["position"]:
+                yield runs.pop(0)
+            yield entry
+        yield from runs
+
+    def _records(self, transaction: Any, organization_id: UUID | None) -> Iterator[dict[str, Any]]:
         position = 0
         while True:
             with transaction() as c:
@@ -286,6 +301,30 @@ class AuditTrail:
                 entries = self.entries(c, rows)
             yield from entries
             position = rows[-1][0]
+
+
+def removed_runs(c: Cursor, organization_id: UUID | None, until: int | None = None) -> list[dict[str, Any]]:
+    """Runs of records removed by retention, by their last position: `removed` entries with the
+    organisation, the first and last position and the last record's hash."""
+    where, params = "last_position <= ?", list[Any]([until if until is not None else 2**62])
+    if organization_id is not None:
+        where += " AND organization_id = ?"
+        params.append(organization_id.bytes)
+    c.execute(
+        "SELECT organization_id, first_position, last_position, last_hash FROM hl_audit_removed"
+        f" WHERE {where} ORDER BY last_position",
+        params,
+    )
+    return [
+        {
+            "removed": True,
+            "organizationId": str(UUID(bytes=bytes(org))),
+            "first": int(first),
+            "position": int(last),
+            "hash": bytes(digest).hex(),
+        }
+        for org, first, last, digest in c.fetchall()
+    ]
 
 
 def stored_events_at(c: Cursor, db: Database, positions: Sequence[int]) -> dict[int, StoredEvent]:

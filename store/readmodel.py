@@ -266,6 +266,8 @@ class ReadModel:
         # An aggregate's creation comes after everything the tables reflect: nothing to read for it.
         if previous is None and not isinstance(domain_event, CanInitAggregate):
             previous = self.states.previous(c, aggregate_id, domain_event.originator_version)
+            if previous is None:  # an aggregate retention removed meanwhile: nothing left to move on
+                return
         if isinstance(previous, Webhook):  # a webhook's state is held as it was at each version
             previous = copy.copy(previous)
         # (A projected aggregate's event: it has `mutate`; a `cast` would cost a call for each.)

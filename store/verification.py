@@ -24,7 +24,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.audit import GENESIS, Verification, data_hash, named_owner, record_hash, record_of
-from store.audit import stored_events_at
+from store.audit import removed_runs, stored_events_at
 from store.sql import Database
 
 BATCH = 1000  # events read, or ids looked up, per statement
@@ -116,7 +116,8 @@ def _verify(events: _StoredEvents, organization_id: UUID, until: int) -> Verific
     trail = events.trail(organization_id, until)
     positions = sorted(trail)
     added = _first_added(events, organization_id, until, trail)
-    previous = GENESIS
+    runs = events.removed(organization_id, until)  # the chain goes on from each run's last hash
+    previous, reached = GENESIS, 0
     checked = 0
     for start in range(0, len(positions), BATCH):
         batch = positions[start : start + BATCH]
@@ -124,6 +125,10 @@ def _verify(events: _StoredEvents, organization_id: UUID, until: int) -> Verific
         for position in batch:
             if added is not None and added < position:
                 return Verification(False, checked, added, ADDED)
+            while runs and runs[0][1] < position:
+                first, _, digest = runs.pop(0)
+                if first > reached:
+                    previous = digest
             found = stored.get(position)
             if found is None:
                 return Verification(False, checked, position, MISSING)
@@ -137,7 +142,7 @@ def _verify(events: _StoredEvents, organization_id: UUID, until: int) -> Verific
             computed = record_hash(previous, record, claimed_data)
             if (digest, claimed_previous) != (computed, previous):
                 return Verification(False, checked, position, CHANGED)
-            previous = digest
+            previous, reached = digest, position
             checked += 1
     if added is not None:
         return Verification(False, checked, added, ADDED)
@@ -180,6 +185,12 @@ class _StoredEvents:
                 row[0]: (bytes(row[1]).hex(), bytes(row[2]).hex(), bytes(row[3]).hex())
                 for row in c.fetchall()
             }
+
+    def removed(self, organization_id: UUID, until: int) -> list[tuple[int, int, str]]:
+        """The organisation's runs of records removed by retention: first, last position, last hash."""
+        with self.db.transaction(commit=False) as c:
+            runs = removed_runs(c, organization_id, until)
+        return [(run["first"], run["position"], run["hash"]) for run in runs]
 
     def at(self, positions: Sequence[int]) -> dict[int, StoredEvent]:
         with self.db.transaction(commit=False) as c:

@@ -3,6 +3,7 @@ delivery arrives and the JSON line has the documented keys. No speed is asserted
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import stages
+from bench import retention, stages
 from bench.e2e import main, run_benchmark
 from bench.options import Options
 from bench.publisher import PAYLOAD_BYTES, payload
@@ -236,3 +237,30 @@ def test_the_stages_benchmark_records_every_delivery_and_times_each_stage(
     }
     assert all(us > 0 for us in result["us_per_delivery"].values()), result
     assert json.loads(json.dumps(result)) == result
+
+
+def test_the_retention_benchmark_measures_the_store_with_and_without_a_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A small run of bench.retention: the store's size at each point, every delivery arrived in both
+    runs, and fewer deliveries held with the policy than without."""
+    argv = [
+        "--rate",
+        "40",
+        "--duration",
+        "6",
+        "--window",
+        "PT2S",
+        "--sweep-seconds",
+        "1",
+        "--sizes-at",
+        "4,6",
+    ]
+    with_policy, without = asyncio.run(retention.main(argv))
+
+    assert with_policy["delivered"] == without["delivered"] == 240
+    assert all(point["bytes"] > 0 for point in with_policy["sizes"] + without["sizes"])
+    assert with_policy["sizes"][-1]["deliveries_held"] < without["sizes"][-1]["deliveries_held"] == 240
+    compared = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert compared["throughput_with_retention_vs_without_percent"] > 0
+    assert compared["marginal_bytes_per_delivery_without_retention"] > 0

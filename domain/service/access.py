@@ -107,6 +107,12 @@ class AccessCommands(HooklineBase):
     def organization_exists(self, organization_id: UUID) -> bool:
         return self._fresh(Organization, [organization_id]).get(organization_id) is not None
 
+    def retention_policies(self, organization_ids: list[UUID]) -> dict[UUID, RetentionPolicy]:
+        """The policies of these organisations that keep something less than forever (the sweep's)."""
+        found = self._fresh(Organization, organization_ids)
+        policies = {org: o.retention_policy for org, o in found.items()}
+        return {org: p for org, p in policies.items() if p.payloads or p.deliveries}
+
     def authenticate(self, key: str) -> Principal:
         key_id = key_id_of(key)
         api_key = self._fresh(ApiKey, [key_id]).get(key_id) if key_id else None
