@@ -125,7 +125,7 @@ def payload(seq: int, run: str, sent_at: float) -> dict[str, Any]:
     while len(data["work_notes"]) < 3:
         data["work_notes"].append({"author": f"user{rng.randrange(100_000)}", "text": words(12)})
     size = len(orjson.dumps(data))
-    description = []
+    description: list[str] = []
     while size < PAYLOAD_BYTES:
         word = rng.choice(WORDS)
         size += len(word) + (1 if description else 0)
