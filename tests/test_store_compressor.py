@@ -18,7 +18,7 @@ from domain.events import Event
 from harness.services import postgres_database
 from hookline.settings import Settings
 from hookline.wiring import build_application
-from store.compressor import PassThroughZlibCompressor
+from store.compressor import DICTIONARIES, FDICT, PassThroughZlibCompressor
 
 COMPRESSOR = PassThroughZlibCompressor()
 
@@ -102,3 +102,17 @@ def test_a_store_written_before_compression_is_read_and_new_states_are_compresse
             assert back.payload == event.payload
     finally:
         app.close()
+
+
+def test_a_state_compressed_with_the_dictionary_names_it_and_one_without_is_still_read() -> None:
+    state = orjson.dumps({"timestamp": "2026-12-08", "webhook_ids": ["96e7a12aa3d84b5f876a05d18ce11207"]})
+    stored = COMPRESSOR.compress(state)
+    assert stored[1] & FDICT
+    assert int.from_bytes(stored[2:6], "big") in DICTIONARIES
+    assert len(stored) < len(zlib.compress(state))
+    assert COMPRESSOR.decompress(stored) == state
+    assert COMPRESSOR.decompress(zlib.compress(state)) == state  # compressed without a dictionary
+    unknown = bytearray(stored)
+    unknown[2:6] = (zlib.adler32(b"another dictionary")).to_bytes(4, "big")
+    with pytest.raises(ValueError, match="unknown dictionary"):
+        COMPRESSOR.decompress(bytes(unknown))
