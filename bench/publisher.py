@@ -124,13 +124,11 @@ def payload(seq: int, run: str, sent_at: float) -> dict[str, Any]:
     }
     while len(data["work_notes"]) < 3:
         data["work_notes"].append({"author": f"user{rng.randrange(100_000)}", "text": words(12)})
-    size = len(orjson.dumps(data))
-    description: list[str] = []
-    while size < PAYLOAD_BYTES:
-        word = rng.choice(WORDS)
-        size += len(word) + (1 if description else 0)
-        description.append(word)
-    data["description"] = " ".join(description)
+    wanted = max(0, PAYLOAD_BYTES - len(orjson.dumps(data)))  # the description's length: 1 KiB in all
+    description = ""
+    while len(description) < wanted:
+        description += rng.choice(WORDS) + " "
+    data["description"] = description[:wanted]
     return data
 
 
