@@ -6,6 +6,7 @@ at a fixed rate; one event a request goes through GraphQL's publishEvent, or (`v
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,10 +24,111 @@ PUBLISH_MANY = (
 )
 
 
+WORDS = [
+    "server",
+    "database",
+    "network",
+    "latency",
+    "outage",
+    "disk",
+    "memory",
+    "cpu",
+    "login",
+    "password",
+    "reset",
+    "printer",
+    "email",
+    "vpn",
+    "firewall",
+    "certificate",
+    "expired",
+    "timeout",
+    "error",
+    "warning",
+    "critical",
+    "degraded",
+    "restart",
+    "deploy",
+    "rollback",
+    "customer",
+    "user",
+    "ticket",
+    "incident",
+    "change",
+    "request",
+    "approval",
+    "pending",
+    "resolved",
+    "escalated",
+    "queue",
+    "backup",
+    "storage",
+    "cluster",
+    "node",
+    "pod",
+    "container",
+    "service",
+    "gateway",
+    "proxy",
+    "cache",
+    "replica",
+    "primary",
+    "failover",
+    "alert",
+    "threshold",
+    "exceeded",
+    "report",
+    "slow",
+    "unable",
+    "access",
+    "denied",
+    "permission",
+    "update",
+    "patch",
+    "version",
+    "release",
+]
+STATES = ("new", "in_progress", "on_hold", "resolved", "closed")
+GROUPS = ("service-desk", "network-ops", "database-admins", "platform", "security", "end-user-support")
+
+
 def payload(seq: int, run: str, sent_at: float) -> dict[str, Any]:
-    """The event's data: `seq`, `run`, `sent_at`, and padding to PAYLOAD_BYTES of compact JSON."""
-    data: dict[str, Any] = {"seq": seq, "run": run, "sent_at": sent_at, "pad": ""}
-    data["pad"] = "x" * max(0, PAYLOAD_BYTES - len(orjson.dumps(data)))
+    """The event's data: `seq`, `run`, `sent_at` and an ITSM-incident-like record of about PAYLOAD_BYTES of
+    compact JSON: several keys, words drawn from a fixed vocabulary and ids and numbers from an RNG seeded
+    by `seq` (reproducible), so that it compresses as real payloads do (zlib: 2-3x), not as padding (50x)."""
+    rng = random.Random(seq)
+
+    def words(n: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(n))
+
+    data: dict[str, Any] = {
+        "seq": seq,
+        "run": run,
+        "sent_at": sent_at,
+        "number": f"INC{rng.randrange(10**7):07d}",
+        "sys_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+        "state": rng.choice(STATES),
+        "priority": rng.randint(1, 5),
+        "impact": rng.randint(1, 3),
+        "urgency": rng.randint(1, 3),
+        "assignment_group": rng.choice(GROUPS),
+        "assigned_to": f"user{rng.randrange(100_000)}",
+        "caller_id": f"user{rng.randrange(100_000)}",
+        "cmdb_ci": f"{rng.choice(WORDS)}-{rng.randrange(1000):03d}",
+        "opened_at": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:"
+        f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+        "reassignment_count": rng.randint(0, 9),
+        "short_description": words(8),
+        "work_notes": [],
+        "description": "",
+    }
+    while len(data["work_notes"]) < 3:
+        data["work_notes"].append({"author": f"user{rng.randrange(100_000)}", "text": words(12)})
+    wanted = max(0, PAYLOAD_BYTES - len(orjson.dumps(data)))  # the description's length: 1 KiB in all
+    description = ""
+    while len(description) < wanted:
+        description += rng.choice(WORDS) + " "
+    data["description"] = description[:wanted]
     return data
 
 

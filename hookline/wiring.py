@@ -75,6 +75,7 @@ def utcnow() -> datetime:
 def store_env(settings: Settings) -> dict[str, str]:
     env = {
         "CIPHER_TOPIC": "store.cipher:KeyedAESCipher",
+        "COMPRESSOR_TOPIC": "store.compressor:PassThroughZlibCompressor",
         "TRANSCODER_TOPIC": "store.transcoder:FastJSONTranscoder",
     }
     parts = urlsplit(settings.database_url)

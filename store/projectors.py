@@ -229,9 +229,8 @@ class Deliveries(Projector):
         "CREATE INDEX IF NOT EXISTS hl_deliveries_list ON hl_deliveries (organization_id, seq)",
         "CREATE INDEX IF NOT EXISTS hl_deliveries_webhook ON hl_deliveries (webhook_id, seq)",
         "CREATE INDEX IF NOT EXISTS hl_deliveries_event ON hl_deliveries (event_id)",
-        "CREATE INDEX IF NOT EXISTS hl_deliveries_status ON hl_deliveries (status)",
         # The backlog's age (`oldest_due`): deliveries by status and due time (a pending one without a
-        # time is due since it was made).
+        # time is due since it was made). It also serves the sweeps' `status IN (...)` (its first column).
         "CREATE INDEX IF NOT EXISTS hl_deliveries_due"
         " ON hl_deliveries (status, (COALESCE(next_attempt_at, created_at)))",
         "CREATE TABLE IF NOT EXISTS hl_delivery_updates ("

@@ -47,8 +47,9 @@ SCHEMA = (
 # header values and target URLs' secrets (domain.masking); 7: every time in the tables is a `moment`
 # (due times were ISO text of varying width, which SQL could not compare); 8: webhooks' health;
 # 9: a fan-out's owed deliveries have rows before anything about them is stored, and live updates are
-# keyed by `update_key` (several at one position); 10: webhooks' health keeps its summary (`store.health`).
-SCHEMA_VERSION = 10
+# keyed by `update_key` (several at one position); 10: webhooks' health keeps its summary (`store.health`);
+# 11: no index on deliveries' status alone (hl_deliveries_due begins with it).
+SCHEMA_VERSION = 11
 READ_MODEL_TABLES = (
     "hl_tracking",
     "hl_states",

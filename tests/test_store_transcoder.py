@@ -193,7 +193,9 @@ def test_the_application_stores_events_with_the_fast_transcoder(tmp_path: Path) 
         app.save(event)
         stored = app.recorder.select_events(event.id)[0]
         assert app.mapper.cipher is not None
-        assert LIBRARY.decode(app.mapper.cipher.decrypt(stored.state))["occurred_at"] == occurred
+        assert app.mapper.compressor is not None
+        state = app.mapper.compressor.decompress(app.mapper.cipher.decrypt(stored.state))
+        assert LIBRARY.decode(state)["occurred_at"] == occurred
         back: Event = app.repository.get(event.id)
         assert (back.organization_id, back.occurred_at, back.payload) == (
             event.organization_id,
