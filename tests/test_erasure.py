@@ -37,7 +37,7 @@ def attempted(opened: Opened, event_ids: list[UUID]) -> list[UUID]:
 
 
 def stored_texts(opened: Opened) -> list[str]:
-    """Every stored event, decrypted and decoded, as text."""
+    """Every stored event and every snapshot the read model keeps, decrypted and decoded, as text."""
     db, mapper = opened.read_model.db, opened.read_model.mapper
     with db.transaction(commit=False) as c:
         c.execute(f"SELECT originator_id, originator_version, topic, state FROM {db.events}")
@@ -47,6 +47,13 @@ def stored_texts(opened: Opened) -> list[str]:
         originator_id = row[0] if isinstance(row[0], UUID) else UUID(row[0])
         domain_event = mapper.to_domain_event(StoredEvent(originator_id, row[1], row[2], bytes(row[3])))
         texts.append(repr(domain_event.__dict__))
+    with db.transaction(commit=False) as c:  # and the read model's encrypted snapshots
+        c.execute("SELECT id, version, topic, state FROM hl_states")
+        snapshots = c.fetchall()
+    for row in snapshots:
+        snapshot = mapper.to_domain_event(StoredEvent(UUID(hex=row[0]), row[1], row[2], bytes(row[3])))
+        texts.append(repr(snapshot.__dict__))
+    assert snapshots, "no snapshot was read"
     return texts
 
 
