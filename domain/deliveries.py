@@ -37,6 +37,7 @@ class Attempt:
     response_body: str | None
     retry_after: str | None = None  # the target's Retry-After header, as it came
     erased: bool = False  # its response body was erased (`store.erasure`)
+    erased_at: datetime | None = None  # when
 
     @property
     def succeeded(self) -> bool:
@@ -47,7 +48,7 @@ class Attempt:
         # of each value would weigh on every attempt recorded.
         data = dict(vars(self))
         if not self.erased:  # stored only once erased
-            del data["erased"]
+            del data["erased"], data["erased_at"]
         return data
 
     @classmethod

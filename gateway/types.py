@@ -170,6 +170,7 @@ class Attempt:
     error: str | None
     response_body: str | None  # null when erased
     erased: bool  # its response body was erased (eraseEvent, or the retention policy's payloads window)
+    erased_at: datetime | None  # when (null unless erased)
 
     @classmethod
     def from_domain(cls, attempt: DomainAttempt) -> Attempt:
@@ -181,6 +182,7 @@ class Attempt:
             error=attempt.error,
             response_body=attempt.response_body,
             erased=attempt.erased,
+            erased_at=attempt.erased_at,
         )
 
 

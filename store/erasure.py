@@ -67,7 +67,12 @@ def erase_events_and_deliveries(
             domain_event = mapper.to_domain_event(stored)
             attempt = domain_event.__dict__.get("attempt")
             if isinstance(attempt, dict) and not attempt.get("erased"):
-                domain_event.__dict__["attempt"] = {**attempt, "response_body": None, "erased": True}
+                domain_event.__dict__["attempt"] = {
+                    **attempt,
+                    "response_body": None,
+                    "erased": True,
+                    "erased_at": at,
+                }
                 _mark(c, db, mapper, stored, domain_event, at)
     return erased, [UUID(hex=i) for i in delivery_ids]
 

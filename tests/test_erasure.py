@@ -14,6 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.deliveries import Attempt, Delivery
 from domain.events import Event, Publication
 from domain.roles import Role
+from domain.webhooks import WebhookSpec
 from hookline.wiring import Opened
 from store.erasure import erase_events
 from tests.test_audit_chain_v2 import application, exported, offline, some_history, store, verification
@@ -37,7 +38,7 @@ def attempted(opened: Opened, event_ids: list[UUID]) -> list[UUID]:
 
 
 def stored_texts(opened: Opened) -> list[str]:
-    """Every stored event, decrypted and decoded, as text."""
+    """Every stored event and every snapshot the read model keeps, decrypted and decoded, as text."""
     db, mapper = opened.read_model.db, opened.read_model.mapper
     with db.transaction(commit=False) as c:
         c.execute(f"SELECT originator_id, originator_version, topic, state FROM {db.events}")
@@ -47,6 +48,13 @@ def stored_texts(opened: Opened) -> list[str]:
         originator_id = row[0] if isinstance(row[0], UUID) else UUID(row[0])
         domain_event = mapper.to_domain_event(StoredEvent(originator_id, row[1], row[2], bytes(row[3])))
         texts.append(repr(domain_event.__dict__))
+    with db.transaction(commit=False) as c:  # and the read model's encrypted snapshots
+        c.execute("SELECT id, version, topic, state FROM hl_states")
+        snapshots = c.fetchall()
+    for row in snapshots:
+        snapshot = mapper.to_domain_event(StoredEvent(UUID(hex=row[0]), row[1], row[2], bytes(row[3])))
+        texts.append(repr(snapshot.__dict__))
+    assert snapshots, "no snapshot was read"
     return texts
 
 
@@ -113,3 +121,43 @@ def test_erasing_an_event_removes_its_payload_and_bodies_from_the_store(kind: st
         assert verification(opened, "acme").valid
         assert verification(opened, "globex").valid
         assert offline(after).valid
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_erased_events_deliveries_are_given_up_and_never_prepared(kind: str, tmp_path: Path) -> None:
+    with store(kind, tmp_path) as url, application(url) as opened:
+        app = opened.app
+        admin = app.authenticate(app.issue_key("acme", Role.ADMIN))
+        spec = WebhookSpec(name="retrying", event_types=("job.done",), target_url="http://127.0.0.1:9/")
+        app.create_webhook(admin, spec, active=True, allow_duplicate=True)
+        published = app.publish_events(
+            admin, [Publication("job.done", {"note": MARKER}), Publication("job.done", {"n": 2})]
+        )
+        retried, owed = (event_id for event_id, _ in published)
+        app.follower.catch_up()
+        app.fan_out_many([retried, owed])
+        event: Event = app.repository.get(retried)
+        other: Event = app.repository.get(owed)
+        ((delivery_id, webhook_id),), (owed_id,) = event.owed().items(), other.owed()
+        failed = Attempt(1, datetime.now(UTC), 3.0, 503, None, f"{MARKER} busy")
+        app.save(Delivery.owed(event, webhook_id, delivery_id).attempted(failed, datetime.now(UTC)))
+        opened.read_model.catch_up()
+        assert app.repository.get(delivery_id).status == "RETRYING"
+
+        for event_id in (retried, owed):
+            assert app.erase_event(admin, event_id, "asked to") is True
+        assert app.erase_event(admin, retried, "again") is True  # a repeat records nothing more
+
+        for given_up in (delivery_id, owed_id):
+            delivery: Delivery = app.repository.get(given_up)
+            assert (delivery.status, delivery.abandoned_reason) == ("FAILED", "the event was erased")
+        prepared = app.prepare_deliveries([(delivery_id, None), (owed_id, None)])
+        assert all(type(p).__name__ == "NothingToSend" for p in prepared), prepared
+        assert not any(MARKER in text for text in stored_texts(opened))
+        erasures = [
+            e
+            for e in exported(opened)
+            if e["eventType"] == "Event.Erased" and e["aggregateId"] == str(retried)
+        ]
+        assert [(e["data"]["reason"], e["actor"] != "system") for e in erasures] == [("asked to", True)]
+        assert verification(opened, "acme").valid

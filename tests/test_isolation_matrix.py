@@ -449,6 +449,20 @@ def _set_retention_work(result: GraphQLResult, call: Call) -> None:
     assert ok(result, "setRetentionPolicy") == MATRIX_RETENTION  # (another's key: its own policy)
 
 
+def fresh_event(call: Call) -> str:
+    """The event to erase: a new playground event for an allowed call, else the frozen E."""
+    if call.target is call.worlds.playground:
+        published = call.worlds.server.gql(
+            call.target.keys["publisher"], PUBLISH, {"input": {"type": "iso.erased", "payload": {"n": 1}}}
+        )
+        return str(ok(published, "publishEvent")["eventId"])
+    return call.target.event
+
+
+def _erased_work(result: GraphQLResult, call: Call) -> None:
+    assert ok(result, "eraseEvent") is True
+
+
 def fresh_key(call: Call) -> str:
     """The key to revoke: a new playground key for an allowed call, else the frozen viewer's."""
     if call.target is call.worlds.playground:
@@ -720,6 +734,14 @@ OPERATIONS = [
         lambda c: {"i": MATRIX_RETENTION},
         _set_retention_work,
         _set_retention_work,
+    ),
+    Operation(
+        "eraseEvent",
+        'mutation($id: ID!) { eraseEvent(id: $id, reason: "the matrix") }',
+        ADMIN,
+        lambda c: {"id": fresh_event(c)},
+        _erased_work,
+        not_found("eraseEvent"),
     ),
 ]
 BY_NAME = {operation.name: operation for operation in OPERATIONS}

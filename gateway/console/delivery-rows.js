@@ -4,7 +4,7 @@ import { gql } from "./api.js";
 import { STATUS_TONE, badge, button, h, relative, shortId, timeEl, when } from "./dom.js";
 
 export const DELIVERY_FIELDS = `id webhookId eventId eventType status nextAttemptAt createdAt
-  attempts { number startedAt durationMs statusCode error responseBody }`;
+  attempts { number startedAt durationMs statusCode error responseBody erased erasedAt }`;
 const REDELIVER = `mutation($id: ID!) { redeliver(deliveryId: $id) { ${DELIVERY_FIELDS} } }`;
 
 export function capitalised(status) {
@@ -83,6 +83,13 @@ function redeliverButton(delivery, note, onRedelivered) {
   return redeliver;
 }
 
+function responseBody(attempt) {
+  if (attempt.erased) {
+    return h("span", { class: "muted", "data-erased": "" }, attempt.erasedAt ? `erased on ${when(attempt.erasedAt)}` : "erased");
+  }
+  return attempt.responseBody ? h("code", { class: "clamp" }, attempt.responseBody) : "—";
+}
+
 function attemptsTable(delivery) {
   if (!delivery.attempts.length) return h("p", { class: "muted" }, "No attempt yet.");
   return h(
@@ -105,7 +112,7 @@ function attemptsTable(delivery) {
           h("td", {}, `${a.durationMs.toFixed(1)} ms`),
           h("td", {}, a.statusCode ? String(a.statusCode) : "—"),
           h("td", {}, a.error || "—"),
-          h("td", {}, a.responseBody ? h("code", { class: "clamp" }, a.responseBody) : "—"),
+          h("td", {}, responseBody(a)),
         ),
       ),
     ),
