@@ -17,6 +17,7 @@ export const PERMISSION = Object.freeze({
   MANAGE_API_KEYS: "manage API keys",
   READ_RETENTION_POLICY: "read the retention policy",
   SET_RETENTION_POLICY: "set the retention policy",
+  ERASE_EVENTS: "erase events' payloads and bodies",
 });
 
 const P = PERMISSION;
